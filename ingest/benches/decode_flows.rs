@@ -1,0 +1,154 @@
+//! Decode + flow table (+ DPI on first packets) throughput on a generated mixed capture:
+//! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS-like TCP transfers with full-size
+//! segments and ACKs, DNS, QUIC-like UDP, RTP-like voice).
+//!
+//! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
+//! `cemflow-bench-mixed.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
+//! very same file by `benches/compare.sh`. Reported throughput is packets per second on
+//! one core (the table is single-threaded).
+
+use cemflow_ingest::capture::read_files;
+use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
+use cemflow_ingest::source::{CaptureReader, PcapWriter, TsResolution};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use etherparse::PacketBuilder;
+use std::path::PathBuf;
+
+const FLOWS: u32 = 60_000;
+const T0: u64 = 1_767_225_600_000_000_000;
+
+/// Deterministic xorshift PRNG (no dependency, reproducible file).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn capture_path() -> PathBuf {
+    let dir = std::env::var_os("CEMFLOW_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join("cemflow-bench-mixed.pcap")
+}
+
+/// Writes the mixed capture unless it exists; returns its path and packet count.
+fn ensure_capture() -> (PathBuf, u64) {
+    let path = capture_path();
+    if let Ok(mut r) = CaptureReader::open(&path) {
+        let mut n = 0;
+        while r.next_packet().is_some() {
+            n += 1;
+        }
+        if n >= 1_000_000 {
+            return (path, n);
+        }
+    }
+    let f = std::fs::File::create(&path).expect("create bench capture");
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f), 1, TsResolution::Micro).expect("pcap");
+    let mut rng = Rng(0x00c0_ffee_1234_5678);
+    let mut packets = 0u64;
+    // Interleave flows: emit in rounds so many flows are open at once, like a real link.
+    let mut ts = T0;
+    let payload = vec![0xa5u8; 1460];
+    let mut frame = Vec::with_capacity(1600);
+    let batch = 2_000u32;
+    for start in (0..FLOWS).step_by(batch as usize) {
+        for round in 0..24u32 {
+            for f in start..(start + batch).min(FLOWS) {
+                let kind = f % 10;
+                let client = [10, (f >> 16) as u8, (f >> 8) as u8, f as u8];
+                let server = [198, 19, (f % 200) as u8, 1 + (f % 50) as u8];
+                let cport = 20_000 + (f % 40_000) as u16;
+                frame.clear();
+                ts += 1_000 + rng.below(2_000);
+                let up = round % 3 == 0;
+                let (src, dst, sp, dp) = if up {
+                    (client, server, cport, 443)
+                } else {
+                    (server, client, 443, cport)
+                };
+                let b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
+                match kind {
+                    // TCP bulk/web: handshake then data/ACKs.
+                    0..=5 => {
+                        let seq = round * 1448;
+                        let t = b.tcp(sp, dp, seq, 64_000);
+                        let (t, len) = match round {
+                            0 => (t.syn(), 0),
+                            1 => (t.syn().ack(1), 0),
+                            _ if up => (t.ack(seq), if round == 3 { 517 } else { 0 }),
+                            _ => (t.ack(seq), 1448),
+                        };
+                        t.write(&mut frame, &payload[..len]).expect("tcp");
+                    }
+                    // QUIC-like UDP 443.
+                    6 | 7 => {
+                        let len = if up {
+                            40 + rng.below(60) as usize
+                        } else {
+                            1200 + rng.below(50) as usize
+                        };
+                        b.udp(sp, dp)
+                            .write(&mut frame, &payload[..len])
+                            .expect("udp");
+                    }
+                    // DNS (two packets per flow, then silent).
+                    8 => {
+                        if round > 1 {
+                            continue;
+                        }
+                        let (sp, dp) = if up { (cport, 53) } else { (53, cport) };
+                        b.udp(sp, dp)
+                            .write(&mut frame, &payload[..60 + (f % 80) as usize])
+                            .expect("dns");
+                    }
+                    // RTP-like voice: 172-byte datagrams both ways.
+                    _ => {
+                        let (sp, dp) = (16_384 + (f % 1000) as u16 * 2, 30_000);
+                        let (sp, dp) = if up { (sp, dp) } else { (dp, sp) };
+                        b.udp(sp, dp)
+                            .write(&mut frame, &payload[..172])
+                            .expect("rtp");
+                    }
+                }
+                w.write_packet(ts, &frame).expect("write");
+                packets += 1;
+            }
+        }
+    }
+    w.finish().expect("finish");
+    (path, packets)
+}
+
+fn bench(c: &mut Criterion) {
+    let (path, packets) = ensure_capture();
+    let mut g = c.benchmark_group("decode_flows");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(packets));
+    g.bench_function("read+decode+flow_table+dpi", |b| {
+        b.iter(|| {
+            let mut table = FlowTable::new(FlowConfig::default());
+            let mut ends = 0u64;
+            let mut sink = |r: FlowRecord| {
+                if let FlowRecord::End(_) = r {
+                    ends += 1;
+                }
+            };
+            read_files(std::slice::from_ref(&path), &mut table, &mut sink, |_| {}).expect("read");
+            table.finish(&mut sink);
+            assert!(ends >= FLOWS as u64);
+            ends
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,110 @@
+//! Small bounds-checked helpers shared by the protocol parsers.
+
+/// Big-endian u16 at `off`.
+#[inline]
+pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+/// Big-endian 24-bit integer at `off`.
+#[inline]
+pub(crate) fn be24(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(3)?)?;
+    Some(u32::from_be_bytes([0, s[0], s[1], s[2]]))
+}
+
+/// Big-endian u32 at `off`.
+#[inline]
+pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Little-endian u32 at `off`.
+#[inline]
+pub(crate) fn le32(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Case-insensitive ASCII prefix test.
+#[inline]
+pub(crate) fn starts_with_ci(b: &[u8], prefix: &[u8]) -> bool {
+    b.len() >= prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Finds `needle` in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Turns bytes into a bounded printable string (non-printable bytes become '?', at most
+/// `max` bytes, surrounding whitespace trimmed). None when empty.
+pub(crate) fn text(b: &[u8], max: usize) -> Option<Box<str>> {
+    let b = &b[..b.len().min(max)];
+    let s: String = b
+        .iter()
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let t = s.trim();
+    if t.is_empty() {
+        None
+    } else {
+        Some(t.into())
+    }
+}
+
+/// The first line of `b` (without CR/LF), at most `max` bytes.
+pub(crate) fn first_line(b: &[u8], max: usize) -> &[u8] {
+    let b = &b[..b.len().min(max)];
+    match b.iter().position(|&c| c == b'\r' || c == b'\n') {
+        Some(i) => &b[..i],
+        None => b,
+    }
+}
+
+/// Value of the header `name` (case-insensitive) in a CRLF text block, bounded.
+pub(crate) fn header_value<'a>(b: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    for line in b.split(|&c| c == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()] == b':'
+        {
+            let v = &line[name.len() + 1..];
+            let start = v
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .unwrap_or(v.len());
+            return Some(&v[start..]);
+        }
+    }
+    None
+}
+
+/// QUIC variable-length integer at `*pos`, advancing it.
+#[inline]
+pub(crate) fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let first = *b.get(*pos)?;
+    let len = 1usize << (first >> 6);
+    let s = b.get(*pos..pos.checked_add(len)?)?;
+    let mut v = u64::from(first & 0x3f);
+    for &x in &s[1..] {
+        v = (v << 8) | u64::from(x);
+    }
+    *pos += len;
+    Some(v)
+}

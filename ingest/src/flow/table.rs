@@ -1,0 +1,659 @@
+//! The bidirectional flow table.
+//!
+//! Flows live in a chunked slab (no reallocation copies, no over-allocation beyond one
+//! chunk) and are found through a `hashbrown::HashTable` of slab indices: one lookup per
+//! packet. Each flow sits on one of three LRU lists by timeout class (open TCP, closing TCP,
+//! UDP/other), ordered by last activity, so expiry and eviction look only at list heads,
+//! never scan the table. Flows touched in the current window are remembered in a list, so
+//! closing a window visits only them.
+
+use super::config::FlowConfig;
+use super::frag::FragCache;
+use super::key::{FlowKey, KeyDir};
+use super::record::{DirCounters, EndReason, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice};
+use super::stats::FlowStats;
+use crate::decode::{addr, tcp_flags, Decoded, Decoder, Fragment, LinkType, Transport, TunnelKind};
+use crate::dpi::{Direction, DpiInput, DpiResult, DpiState};
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
+
+const NIL: u32 = u32::MAX;
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+const NS: u64 = 1_000_000_000;
+
+/// Timeout classes, each with its own LRU list.
+const CLASS_TCP_OPEN: u8 = 0;
+const CLASS_TCP_CLOSING: u8 = 1;
+const CLASS_OTHER: u8 = 2;
+
+// `Flow::status` bits.
+const IN_USE: u8 = 0x01;
+const CLIENT_IS_B: u8 = 0x02;
+const FIN_A: u8 = 0x04;
+const FIN_B: u8 = 0x08;
+const RST: u8 = 0x10;
+const CLASS_SHIFT: u8 = 5;
+const CLASS_MASK: u8 = 0x60;
+
+/// Per-direction counters indexed by [`KeyDir`].
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    pkts: [u32; 2],
+    frame: [u64; 2],
+    ip: [u64; 2],
+    payload: [u64; 2],
+}
+
+impl Counters {
+    fn is_empty(&self) -> bool {
+        self.pkts == [0, 0] && self.ip == [0, 0]
+    }
+
+    fn dir(&self, d: usize) -> DirCounters {
+        DirCounters {
+            pkts: self.pkts[d] as u64,
+            frame_bytes: self.frame[d],
+            ip_bytes: self.ip[d],
+            payload_bytes: self.payload[d],
+        }
+    }
+}
+
+/// What only some flows need, allocated on demand (payload inspected, GTP TEIDs).
+#[derive(Default)]
+struct Extras {
+    dpi: Option<DpiState>,
+    teids: [u32; 2],
+}
+
+/// One flow's state. Kept small: it is the per-flow memory cost (see `bytes_per_flow`).
+struct Flow {
+    key: FlowKey,
+    status: u8,
+    carrier: u8,
+    tcp_flags: [u8; 2],
+    first_ts: u64,
+    last_ts: u64,
+    total: Counters,
+    window: Counters,
+    prev: u32,
+    next: u32,
+    extras: Option<Box<Extras>>,
+}
+
+impl Flow {
+    fn class(&self) -> u8 {
+        (self.status & CLASS_MASK) >> CLASS_SHIFT
+    }
+    fn in_use(&self) -> bool {
+        self.status & IN_USE != 0
+    }
+    fn client_dir(&self) -> usize {
+        if self.status & CLIENT_IS_B != 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+/// The flow table: feed it frames, it emits [`FlowRecord`]s to a [`FlowSink`].
+pub struct FlowTable {
+    cfg: FlowConfig,
+    decoder: Decoder,
+    index: HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
+    chunks: Vec<Vec<Flow>>,
+    free_head: u32,
+    live: usize,
+    lists: [List; 3],
+    timeouts_ns: [u64; 3],
+    active: Vec<u32>,
+    window_ns: u64,
+    window_start: u64,
+    now: u64,
+    next_expiry_check: u64,
+    started: bool,
+    frags: FragCache,
+    stats: FlowStats,
+}
+
+impl FlowTable {
+    /// Creates an empty table.
+    pub fn new(cfg: FlowConfig) -> Self {
+        let window_ns = cfg.window_s.max(1) * NS;
+        let timeouts_ns = [
+            cfg.tcp_idle_s * NS,
+            cfg.tcp_closed_s * NS,
+            cfg.udp_idle_s * NS,
+        ];
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x9e37_79b9);
+        FlowTable {
+            frags: FragCache::new(cfg.fragment_slots),
+            index: HashTable::with_capacity(cfg.max_flows.min(CHUNK)),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            chunks: Vec::new(),
+            free_head: NIL,
+            live: 0,
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; 3],
+            timeouts_ns,
+            active: Vec::new(),
+            window_ns,
+            window_start: 0,
+            now: 0,
+            next_expiry_check: 0,
+            started: false,
+            decoder: Decoder::default(),
+            stats: FlowStats::default(),
+            cfg,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &FlowStats {
+        &self.stats
+    }
+
+    /// Flows currently held.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Heap bytes held by the table structures (slab chunks + index), excluding per-flow
+    /// DPI extras: the basis of the bytes-per-flow figure.
+    pub fn table_bytes(&self) -> usize {
+        self.chunks
+            .iter()
+            .map(|c| c.capacity() * std::mem::size_of::<Flow>())
+            .sum::<usize>()
+            + self.index.allocation_size()
+            + self.active.capacity() * 4
+    }
+
+    /// Size of one flow's fixed state in the slab.
+    pub const fn flow_state_size() -> usize {
+        std::mem::size_of::<Flow>()
+    }
+
+    /// Processes one captured frame.
+    pub fn process<S: FlowSink>(
+        &mut self,
+        ts_ns: u64,
+        linktype: LinkType,
+        frame: &[u8],
+        sink: &mut S,
+    ) {
+        self.stats.packets += 1;
+        self.stats.frame_bytes += frame.len() as u64;
+        self.advance(ts_ns, sink);
+        let ts = self.now;
+        let mut dec = Decoded::default();
+        if let Err(skip) = self.decoder.decode(linktype, frame, &mut dec) {
+            self.stats.skipped[skip.index()] += 1;
+            return;
+        }
+        let vlan = dec.vlan;
+        for layer in dec.layers_mut() {
+            match layer.frag {
+                Fragment::First { id } => self.frags.remember(layer, id),
+                Fragment::Later { id } => match self.frags.ports(layer, id) {
+                    Some((sp, dp)) => {
+                        layer.src_port = sp;
+                        layer.dst_port = dp;
+                    }
+                    None => {
+                        self.stats.skipped[crate::decode::Skip::OrphanFragment.index()] += 1;
+                        continue;
+                    }
+                },
+                Fragment::No => {}
+            }
+            self.update(layer, vlan, frame.len() as u64, ts, sink);
+        }
+    }
+
+    /// Moves event time forward: closes windows and expires idle flows.
+    fn advance<S: FlowSink>(&mut self, ts: u64, sink: &mut S) {
+        if !self.started {
+            self.started = true;
+            self.now = ts;
+            self.window_start = ts - ts % self.window_ns;
+            self.next_expiry_check = ts + NS;
+            return;
+        }
+        if ts <= self.now {
+            // Time never goes back: a late packet counts at the current time.
+            return;
+        }
+        while ts >= self.window_start + self.window_ns {
+            let end = self.window_start + self.window_ns;
+            self.now = end - 1;
+            self.expire(end - 1, sink);
+            self.close_window(sink);
+            self.window_start = end.max(ts - ts % self.window_ns);
+        }
+        self.now = ts;
+        if ts >= self.next_expiry_check {
+            self.expire(ts, sink);
+            self.next_expiry_check = ts + NS;
+        }
+    }
+
+    /// Ends every flow whose idle time exceeds its class's timeout at `now`.
+    fn expire<S: FlowSink>(&mut self, now: u64, sink: &mut S) {
+        for class in 0..3u8 {
+            loop {
+                let head = self.lists[class as usize].head;
+                if head == NIL {
+                    break;
+                }
+                let f = self.flow(head);
+                if f.last_ts + self.timeouts_ns[class as usize] > now {
+                    break;
+                }
+                let reason = closing_reason(f.status).unwrap_or(EndReason::Idle);
+                self.end_flow(head, reason, sink);
+            }
+        }
+    }
+
+    /// Emits the slices of the window that ends now and resets window counters.
+    fn close_window<S: FlowSink>(&mut self, sink: &mut S) {
+        let active = std::mem::take(&mut self.active);
+        for &i in &active {
+            self.emit_slice(i, sink);
+        }
+        self.active = active;
+        self.active.clear();
+    }
+
+    fn emit_slice<S: FlowSink>(&mut self, i: u32, sink: &mut S) {
+        let window_start = self.window_start;
+        let f = self.flow(i);
+        if !f.in_use() || f.window.is_empty() {
+            return;
+        }
+        let c = f.client_dir();
+        let slice = FlowSlice {
+            meta: meta_of(f),
+            window_start_ns: window_start,
+            c2s: f.window.dir(c),
+            s2c: f.window.dir(1 - c),
+            l7_proto: l7_of(f),
+        };
+        self.flow_mut(i).window = Counters::default();
+        self.stats.slices += 1;
+        sink.record(FlowRecord::Slice(slice));
+    }
+
+    /// Ends every open flow (input ended), oldest first, after closing the last window.
+    pub fn finish<S: FlowSink>(&mut self, sink: &mut S) {
+        self.close_window(sink);
+        let mut open: Vec<(u64, u32)> = Vec::with_capacity(self.live);
+        for class in 0..3 {
+            let mut i = self.lists[class].head;
+            while i != NIL {
+                let f = self.flow(i);
+                open.push((f.first_ts, i));
+                i = f.next;
+            }
+        }
+        open.sort_unstable();
+        for (_, i) in open {
+            let reason = closing_reason(self.flow(i).status).unwrap_or(EndReason::EndOfInput);
+            self.end_flow(i, reason, sink);
+        }
+    }
+
+    #[inline]
+    fn flow(&self, i: u32) -> &Flow {
+        &self.chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)]
+    }
+
+    #[inline]
+    fn flow_mut(&mut self, i: u32) -> &mut Flow {
+        &mut self.chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)]
+    }
+
+    fn update<S: FlowSink>(
+        &mut self,
+        t: &Transport<'_>,
+        vlan: u16,
+        frame_len: u64,
+        ts: u64,
+        sink: &mut S,
+    ) {
+        let (key, kdir) = FlowKey::of(t, vlan);
+        let hash = self.hasher.hash_one(key);
+        let chunks = &self.chunks;
+        let found = self
+            .index
+            .find(hash, |&i| {
+                chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)].key == key
+            })
+            .copied();
+        let flags = t.tcp.map(|x| x.flags).unwrap_or(0);
+        let i = match found {
+            Some(i) => {
+                // A new SYN on a closed connection starts a new connection (as Zeek does).
+                let f = self.flow(i);
+                if flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN {
+                    if let Some(reason) = closing_reason(f.status) {
+                        self.end_flow(i, reason, sink);
+                        self.create(key, kdir, hash, t, ts, sink)
+                    } else {
+                        i
+                    }
+                } else {
+                    i
+                }
+            }
+            None => self.create(key, kdir, hash, t, ts, sink),
+        };
+        let d = kdir as usize;
+        let window_was_empty;
+        {
+            let f = self.flow_mut(i);
+            window_was_empty = f.window.is_empty();
+            let is_later_fragment = matches!(t.frag, Fragment::Later { .. });
+            let pk = u32::from(!is_later_fragment);
+            for c in [&mut f.total, &mut f.window] {
+                c.pkts[d] = c.pkts[d].saturating_add(pk);
+                c.frame[d] += frame_len;
+                c.ip[d] += t.ip_len as u64;
+                c.payload[d] += t.payload_len as u64;
+            }
+            if ts > f.last_ts {
+                f.last_ts = ts;
+            }
+            f.tcp_flags[d] |= flags;
+            if flags & tcp_flags::FIN != 0 {
+                f.status |= if d == 0 { FIN_A } else { FIN_B };
+            }
+            if flags & tcp_flags::RST != 0 {
+                f.status |= RST;
+            }
+            if t.carrier_of != TunnelKind::None {
+                f.carrier = t.carrier_of as u8;
+            }
+            if t.teid != 0 {
+                f.extras.get_or_insert_with(Default::default).teids[d] = t.teid;
+            }
+        }
+        if window_was_empty {
+            self.active.push(i);
+        }
+        // Class change (FIN both ways / RST → closing) and LRU refresh.
+        let new_class = {
+            let f = self.flow(i);
+            if f.key.l4 != 6 {
+                CLASS_OTHER
+            } else if closing_reason(f.status).is_some() {
+                CLASS_TCP_CLOSING
+            } else {
+                CLASS_TCP_OPEN
+            }
+        };
+        self.unlink(i);
+        self.link_tail(i, new_class);
+        if !t.payload.is_empty() && matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
+            self.inspect(i, t, d, ts);
+        }
+    }
+
+    /// Feeds the payload to the flow's DPI while it wants more.
+    fn inspect(&mut self, i: u32, t: &Transport<'_>, d: usize, ts: u64) {
+        let f = self.flow_mut(i);
+        let client = f.client_dir();
+        let (client_port, server_port) = ports_client_server(&f.key, client);
+        let extras = f.extras.get_or_insert_with(Default::default);
+        let dpi = extras.dpi.get_or_insert_with(DpiState::new);
+        if !dpi.wants_more() {
+            return;
+        }
+        let input = DpiInput {
+            l4: t.proto,
+            dir: if d == client {
+                Direction::ClientToServer
+            } else {
+                Direction::ServerToClient
+            },
+            client_port,
+            server_port,
+            payload: t.payload,
+            ts_ns: ts,
+            tcp_seq: t.tcp.map(|x| x.seq),
+            tcp_syn: t
+                .tcp
+                .map(|x| x.flags & tcp_flags::SYN != 0)
+                .unwrap_or(false),
+        };
+        dpi.on_packet(&input);
+    }
+
+    fn create<S: FlowSink>(
+        &mut self,
+        key: FlowKey,
+        kdir: KeyDir,
+        hash: u64,
+        t: &Transport<'_>,
+        ts: u64,
+        sink: &mut S,
+    ) -> u32 {
+        if self.live >= self.cfg.max_flows.max(1) {
+            self.evict_one(sink);
+        }
+        // Client: sender of the first packet, except a SYN/ACK seen first (its receiver
+        // sent the SYN).
+        let flags = t.tcp.map(|x| x.flags).unwrap_or(0);
+        let synack = flags & (tcp_flags::SYN | tcp_flags::ACK) == (tcp_flags::SYN | tcp_flags::ACK);
+        let sender_is_b = kdir == KeyDir::BtoA;
+        let client_is_b = sender_is_b != synack;
+        let class = if key.l4 == 6 {
+            CLASS_TCP_OPEN
+        } else {
+            CLASS_OTHER
+        };
+        let flow = Flow {
+            key,
+            status: IN_USE | if client_is_b { CLIENT_IS_B } else { 0 } | (class << CLASS_SHIFT),
+            carrier: 0,
+            tcp_flags: [0, 0],
+            first_ts: ts,
+            last_ts: ts,
+            total: Counters::default(),
+            window: Counters::default(),
+            prev: NIL,
+            next: NIL,
+            extras: None,
+        };
+        let i = if self.free_head != NIL {
+            let i = self.free_head;
+            self.free_head = self.flow(i).next;
+            *self.flow_mut(i) = flow;
+            i
+        } else {
+            if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+                self.chunks.push(Vec::with_capacity(CHUNK));
+            }
+            let ci = self.chunks.len() - 1;
+            let c = &mut self.chunks[ci];
+            c.push(flow);
+            ((ci << CHUNK_BITS) | (c.len() - 1)) as u32
+        };
+        let chunks = &self.chunks;
+        let hasher = &self.hasher;
+        self.index.insert_unique(hash, i, |&j| {
+            hasher.hash_one(chunks[(j >> CHUNK_BITS) as usize][(j as usize) & (CHUNK - 1)].key)
+        });
+        self.live += 1;
+        self.stats.flows_created += 1;
+        self.link_tail(i, class);
+        i
+    }
+
+    /// Evicts the least recently active flow (the oldest list head).
+    fn evict_one<S: FlowSink>(&mut self, sink: &mut S) {
+        let victim = self
+            .lists
+            .iter()
+            .map(|l| l.head)
+            .filter(|&h| h != NIL)
+            .min_by_key(|&h| self.flow(h).last_ts);
+        if let Some(v) = victim {
+            self.stats.flows_evicted += 1;
+            self.end_flow(v, EndReason::Evicted, sink);
+        }
+    }
+
+    /// Emits the flow's last slice and its end record, and frees it.
+    fn end_flow<S: FlowSink>(&mut self, i: u32, reason: EndReason, sink: &mut S) {
+        self.emit_slice(i, sink);
+        let hash = self.hasher.hash_one(self.flow(i).key);
+        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        self.unlink(i);
+        let extras = self.flow_mut(i).extras.take();
+        let f = self.flow(i);
+        let c = f.client_dir();
+        let (teids, dpi) = match extras {
+            Some(x) => (
+                [x.teids[c], x.teids[1 - c]],
+                x.dpi.map(|d| d.result().clone()).unwrap_or_default(),
+            ),
+            None => ([0, 0], DpiResult::default()),
+        };
+        let meta = meta_of(f);
+        let mut dpi = dpi;
+        if let Some(p) = meta.carrier_of.carrier_proto() {
+            dpi.l7_proto = Some(p);
+        }
+        let end = FlowEnd {
+            meta,
+            first_ts_ns: f.first_ts,
+            last_ts_ns: f.last_ts,
+            c2s: f.total.dir(c),
+            s2c: f.total.dir(1 - c),
+            c2s_tcp_flags: f.tcp_flags[c],
+            s2c_tcp_flags: f.tcp_flags[1 - c],
+            teids,
+            end_reason: reason,
+            dpi,
+        };
+        let free_head = self.free_head;
+        let f = self.flow_mut(i);
+        f.status = 0;
+        f.next = free_head;
+        self.free_head = i;
+        self.live -= 1;
+        self.stats.flows_ended += 1;
+        sink.record(FlowRecord::End(Box::new(end)));
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next, class) = {
+            let f = self.flow(i);
+            (f.prev, f.next, f.class() as usize)
+        };
+        if prev != NIL {
+            self.flow_mut(prev).next = next;
+        } else if self.lists[class].head == i {
+            self.lists[class].head = next;
+        }
+        if next != NIL {
+            self.flow_mut(next).prev = prev;
+        } else if self.lists[class].tail == i {
+            self.lists[class].tail = prev;
+        }
+        let f = self.flow_mut(i);
+        f.prev = NIL;
+        f.next = NIL;
+    }
+
+    fn link_tail(&mut self, i: u32, class: u8) {
+        let tail = self.lists[class as usize].tail;
+        {
+            let f = self.flow_mut(i);
+            f.status = (f.status & !CLASS_MASK) | (class << CLASS_SHIFT);
+            f.prev = tail;
+            f.next = NIL;
+        }
+        if tail != NIL {
+            self.flow_mut(tail).next = i;
+        } else {
+            self.lists[class as usize].head = i;
+        }
+        self.lists[class as usize].tail = i;
+    }
+}
+
+/// `Some(reason)` when a TCP flow is closed (RST, or FIN in both directions).
+fn closing_reason(status: u8) -> Option<EndReason> {
+    if status & RST != 0 {
+        Some(EndReason::Rst)
+    } else if status & (FIN_A | FIN_B) == FIN_A | FIN_B {
+        Some(EndReason::Fin)
+    } else {
+        None
+    }
+}
+
+fn ports_client_server(k: &FlowKey, client: usize) -> (u16, u16) {
+    if client == 0 {
+        (k.a_port, k.b_port)
+    } else {
+        (k.b_port, k.a_port)
+    }
+}
+
+fn l7_of(f: &Flow) -> Option<&'static str> {
+    if f.carrier != 0 {
+        return TunnelKind::from_u8(f.carrier).carrier_proto();
+    }
+    f.extras.as_ref()?.dpi.as_ref()?.result().l7_proto
+}
+
+/// Seed of flow ids: fixed, so re-reading the same capture gives the same ids.
+const FLOW_ID_SEED: u64 = 0xcef1_0e1d;
+
+fn meta_of(f: &Flow) -> FlowMeta {
+    let hasher = foldhash::fast::FixedState::with_seed(FLOW_ID_SEED);
+    let k = &f.key;
+    let v = k.ip_version();
+    let (cip, cport, sip, sport) = if f.client_dir() == 0 {
+        (&k.a, k.a_port, &k.b, k.b_port)
+    } else {
+        (&k.b, k.b_port, &k.a, k.a_port)
+    };
+    FlowMeta {
+        flow_id: hasher.hash_one((k, f.first_ts)),
+        l4: k.l4,
+        client_ip: addr(v, cip),
+        client_port: cport,
+        server_ip: addr(v, sip),
+        server_port: sport,
+        vlan: (k.vlan != 0).then_some(k.vlan),
+        tunnel: k.tunnel(),
+        tunnel_id: k.tunnel_id,
+        carrier_of: TunnelKind::from_u8(f.carrier),
+    }
+}

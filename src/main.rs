@@ -1,0 +1,68 @@
+//! `cemflow`: customer experience management for telecom operators.
+//!
+//! A thin binary over the library crates (`cemflow-ingest` → `cemflow-dataflow` →
+//! `cemflow-lakehouse` → `cemflow-queries`): it parses the command line, runs the
+//! command, and turns errors into messages and exit codes (2 for bad input).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod commands;
+mod output;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// cemflow turns what a probe sees on a mirror port into per-user experience indices and
+/// tells, for a complaining customer, where the fault is.
+#[derive(Parser, Debug)]
+#[command(name = "cemflow", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print one record per bidirectional flow of capture files (no lake).
+    Flows(commands::flows::FlowsArgs),
+}
+
+/// An error that is the input's fault (exit code 2), not cemflow's.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CEMFLOW_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Flows(args) => commands::flows::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe (`cemflow flows x.pcap | head`) is not an error.
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("cemflow: error: {e:#}");
+            if e.chain()
+                .any(|c| c.is::<InputError>() || c.is::<cemflow_ingest::source::SourceError>())
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
