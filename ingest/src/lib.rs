@@ -13,3 +13,4 @@ pub mod decode;
 pub mod dpi;
 pub mod flow;
 pub mod source;
+pub mod synth;

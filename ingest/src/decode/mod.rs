@@ -50,10 +50,6 @@ pub enum Skip {
     TruncatedIpv6,
     /// IPv6 extension header chain truncated or malformed.
     BadIpv6Extension,
-    /// Frame ends inside the TCP header.
-    TruncatedTcp,
-    /// Frame ends inside the UDP header.
-    TruncatedUdp,
     /// GRE header truncated or with an unsupported version.
     BadGre,
     /// Encapsulations nested deeper than the decoder follows.
@@ -64,7 +60,7 @@ pub enum Skip {
 
 impl Skip {
     /// Every reason, for reporting in a fixed order.
-    pub const ALL: [Skip; 15] = [
+    pub const ALL: [Skip; 13] = [
         Skip::NonIp,
         Skip::UnsupportedLinkType,
         Skip::TruncatedLink,
@@ -75,8 +71,6 @@ impl Skip {
         Skip::BadIpv4,
         Skip::TruncatedIpv6,
         Skip::BadIpv6Extension,
-        Skip::TruncatedTcp,
-        Skip::TruncatedUdp,
         Skip::BadGre,
         Skip::TooDeep,
         Skip::OrphanFragment,
@@ -95,8 +89,6 @@ impl Skip {
             Skip::BadIpv4 => "bad IPv4 header",
             Skip::TruncatedIpv6 => "truncated IPv6",
             Skip::BadIpv6Extension => "bad IPv6 extension header",
-            Skip::TruncatedTcp => "truncated TCP",
-            Skip::TruncatedUdp => "truncated UDP",
             Skip::BadGre => "bad GRE",
             Skip::TooDeep => "too deeply nested",
             Skip::OrphanFragment => "orphan fragment",

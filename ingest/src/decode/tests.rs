@@ -227,6 +227,13 @@ fn teredo_with_origin_indication() {
     let l = decode(LinkType::Ethernet, &udp_carrier(3544, &t)).expect("teredo");
     assert_eq!(l.len(), 2);
     assert_eq!((l[1].tunnel, l[1].ip_version), (TunnelKind::Teredo, 6));
+    // A relay on another port: still Teredo when the IPv6 packet fills the datagram.
+    let mut relay = ipv4_udp(3797, 32900, &ipv6_udp(b"t"));
+    let l = decode(LinkType::Raw, &relay).expect("relay");
+    assert_eq!((l.len(), l[0].carrier_of), (2, TunnelKind::Teredo));
+    // One byte more and it isn't.
+    relay = ipv4_udp(3797, 32900, &[ipv6_udp(b"t"), vec![0]].concat());
+    assert_eq!(decode(LinkType::Raw, &relay).expect("udp").len(), 1);
     // Not IPv6 inside: plain UDP.
     let l = decode(LinkType::Ethernet, &udp_carrier(3544, b"nope")).expect("udp");
     assert_eq!((l.len(), l[0].carrier_of), (1, TunnelKind::None));
@@ -280,11 +287,11 @@ fn truncated_and_non_ip_frames_are_skipped() {
         decode(LinkType::Ethernet, &f).unwrap_err(),
         Skip::TruncatedIpv4
     );
+    // A TCP header cut short still counts, without ports.
     let f = eth(0x0800, &ipv4_tcp(false, b"")[..30]);
-    assert_eq!(
-        decode(LinkType::Ethernet, &f).unwrap_err(),
-        Skip::TruncatedTcp
-    );
+    let l = decode(LinkType::Ethernet, &f).expect("port-less");
+    assert!(l[0].l4_truncated);
+    assert_eq!((l[0].proto, l[0].src_port, l[0].dst_port), (6, 0, 0));
     assert_eq!(
         decode(LinkType::Ethernet, &eth(0x0806, &[0u8; 28])).unwrap_err(),
         Skip::NonIp
@@ -307,6 +314,23 @@ fn snaplen_cut_payload_keeps_wire_lengths() {
         (l[0].ip_len, l[0].payload_len, l[0].payload.len()),
         (1040, 1000, 10)
     );
+}
+
+#[test]
+fn icmp_request_and_reply_share_a_key_errors_do_not() {
+    let icmp = |ty: u8, code: u8| {
+        let mut p = vec![0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0];
+        p.extend_from_slice(&A4);
+        p.extend_from_slice(&B4);
+        p.extend_from_slice(&[ty, code, 0, 0, 0, 1, 0, 1]);
+        p
+    };
+    let req = decode(LinkType::Raw, &icmp(8, 0)).expect("req");
+    assert_eq!((req[0].src_port, req[0].dst_port), (8, 0));
+    let rep = decode(LinkType::Raw, &icmp(0, 0)).expect("rep");
+    assert_eq!((rep[0].src_port, rep[0].dst_port), (0, 8));
+    let unreach = decode(LinkType::Raw, &icmp(3, 3)).expect("unreach");
+    assert_eq!((unreach[0].src_port, unreach[0].dst_port), (3, 3));
 }
 
 #[test]

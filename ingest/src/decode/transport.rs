@@ -129,6 +129,9 @@ pub struct Transport<'a> {
     pub carrier_of: TunnelKind,
     /// IP fragment information.
     pub frag: Fragment,
+    /// The TCP/UDP header was cut short (tiny fragment, snaplen): the packet counts in a
+    /// port-less flow of its addresses, as nDPI does.
+    pub l4_truncated: bool,
 }
 
 /// IPv4/IPv6 fragmentation state of a packet.
@@ -174,10 +177,11 @@ pub fn addr(version: u8, b: &[u8; 16]) -> IpAddr {
 /// `wire_len` is the L4 length according to the IP header.
 pub(crate) fn parse_l4<'a>(t: &mut Transport<'a>, l4: &'a [u8], wire_len: u32) -> Result<(), Skip> {
     match t.proto {
+        6 | 17 | 136 if l4.len() < if t.proto == 6 { 20 } else { 8 } => {
+            t.l4_truncated = true;
+            t.payload_len = wire_len;
+        }
         6 => {
-            if l4.len() < 20 {
-                return Err(Skip::TruncatedTcp);
-            }
             t.src_port = be16(l4, 0).unwrap_or(0);
             t.dst_port = be16(l4, 2).unwrap_or(0);
             let data_off = ((l4[12] >> 4) as usize) * 4;
@@ -193,9 +197,6 @@ pub(crate) fn parse_l4<'a>(t: &mut Transport<'a>, l4: &'a [u8], wire_len: u32) -
         }
         17 | 136 => {
             // UDP and UDP-Lite share the port layout.
-            if l4.len() < 8 {
-                return Err(Skip::TruncatedUdp);
-            }
             t.src_port = be16(l4, 0).unwrap_or(0);
             t.dst_port = be16(l4, 2).unwrap_or(0);
             t.payload_len = wire_len.saturating_sub(8);
@@ -210,13 +211,42 @@ pub(crate) fn parse_l4<'a>(t: &mut Transport<'a>, l4: &'a [u8], wire_len: u32) -
             t.payload_len = wire_len.saturating_sub(12);
             t.payload = bounded(l4, 12, t.payload_len);
         }
+        1 | 58 => {
+            // ICMP: Zeek-style "ports": a request/reply pair shares (request, reply) types
+            // so both directions meet in one flow; other messages are (type, code).
+            if let (Some(&ty), Some(&code)) = (l4.first(), l4.get(1)) {
+                let (sp, dp) = icmp_ports(t.proto == 58, ty, code);
+                t.src_port = sp;
+                t.dst_port = dp;
+            }
+            t.payload_len = wire_len;
+            t.payload = bounded(l4, 0, wire_len);
+        }
         _ => {
-            // ICMP, ICMPv6 and others: port-less, keyed on addresses (as nDPI does).
+            // Other protocols: port-less, keyed on addresses (as nDPI does).
             t.payload_len = wire_len;
             t.payload = bounded(l4, 0, wire_len);
         }
     }
     Ok(())
+}
+
+/// Request/reply message pairs of ICMPv4 and ICMPv6 (request type, reply type).
+const ICMP4_PAIRS: [(u8, u8); 5] = [(8, 0), (13, 14), (15, 16), (17, 18), (10, 9)];
+const ICMP6_PAIRS: [(u8, u8); 5] = [(128, 129), (133, 134), (135, 136), (130, 131), (139, 140)];
+
+/// The (source, destination) "ports" of an ICMP message, as Zeek assigns them.
+fn icmp_ports(v6: bool, ty: u8, code: u8) -> (u16, u16) {
+    let pairs = if v6 { &ICMP6_PAIRS } else { &ICMP4_PAIRS };
+    for &(req, rep) in pairs {
+        if ty == req {
+            return (req as u16, rep as u16);
+        }
+        if ty == rep {
+            return (rep as u16, req as u16);
+        }
+    }
+    (ty as u16, code as u16)
 }
 
 /// `b[start..]` cut to at most `len` bytes; empty when `start` is past the end.

@@ -35,7 +35,11 @@ pub(crate) fn decode_udp<'a>(
     } else if sp == AYIYA || dp == AYIYA {
         ayiya_inner(p).is_some().then_some(TunnelKind::Ayiya)
     } else {
-        None
+        // Teredo relays use other ports: accept a strictly valid IPv6 packet that fills
+        // the datagram exactly (as Zeek's Teredo heuristic does).
+        teredo_inner(p)
+            .filter(|q| q.len() >= 40 && matches!(q[6], 0 | 6 | 17 | 43 | 44 | 58 | 59 | 60))
+            .map(|_| TunnelKind::Teredo)
     };
     let Some(kind) = kind else {
         out.push(t);

@@ -36,7 +36,8 @@ pub struct FlowMeta {
 pub struct DirCounters {
     /// Packets (an IP datagram's later fragments don't add packets).
     pub pkts: u64,
-    /// Captured frame bytes, link-layer and outer tunnel headers included (as nDPI counts).
+    /// Captured frame bytes, link-layer and outer tunnel headers included (as nDPI counts:
+    /// frames of later IP fragments are not counted; `ip_bytes` has the whole datagram).
     pub frame_bytes: u64,
     /// IP bytes: IP total lengths of the flow's own IP header (as Zeek's `*_ip_bytes`).
     pub ip_bytes: u64,

@@ -11,6 +11,8 @@ pub struct FlowStats {
     pub frame_bytes: u64,
     /// Frames skipped or ignored, per [`Skip`] reason (indexed by [`Skip::index`]).
     pub skipped: [u64; Skip::ALL.len()],
+    /// Packets whose TCP/UDP header was cut short, counted in port-less flows.
+    pub l4_truncated: u64,
     /// Flows created.
     pub flows_created: u64,
     /// Flows ended (any reason).

@@ -212,6 +212,9 @@ impl FlowTable {
         }
         let vlan = dec.vlan;
         for layer in dec.layers_mut() {
+            if layer.l4_truncated {
+                self.stats.l4_truncated += 1;
+            }
             match layer.frag {
                 Fragment::First { id } => self.frags.remember(layer, id),
                 Fragment::Later { id } => match self.frags.ports(layer, id) {
@@ -373,11 +376,13 @@ impl FlowTable {
         {
             let f = self.flow_mut(i);
             window_was_empty = f.window.is_empty();
-            let is_later_fragment = matches!(t.frag, Fragment::Later { .. });
-            let pk = u32::from(!is_later_fragment);
+            // A datagram's later fragments add IP and payload bytes (the reassembled size,
+            // as Zeek counts) but neither a packet nor frame bytes (as nDPI counts).
+            let first = !matches!(t.frag, Fragment::Later { .. });
+            let (pk, fb) = if first { (1, frame_len) } else { (0, 0) };
             for c in [&mut f.total, &mut f.window] {
                 c.pkts[d] = c.pkts[d].saturating_add(pk);
-                c.frame[d] += frame_len;
+                c.frame[d] += fb;
                 c.ip[d] += t.ip_len as u64;
                 c.payload[d] += t.payload_len as u64;
             }
@@ -546,6 +551,8 @@ impl FlowTable {
         let mut dpi = dpi;
         if let Some(p) = meta.carrier_of.carrier_proto() {
             dpi.l7_proto = Some(p);
+        } else if dpi.l7_proto.is_none() {
+            dpi.l7_proto = l7_of_ip_proto(meta.l4);
         }
         let end = FlowEnd {
             meta,
@@ -606,7 +613,9 @@ impl FlowTable {
     }
 }
 
-/// `Some(reason)` when a TCP flow is closed (RST, or FIN in both directions).
+/// `Some(reason)` when a TCP flow is closed (a RST, or FINs in both directions): it then
+/// expires after the short closing timeout. A half-closed connection (one FIN) keeps the
+/// idle timeout: the other side may go on sending for minutes.
 fn closing_reason(status: u8) -> Option<EndReason> {
     if status & RST != 0 {
         Some(EndReason::Rst)
@@ -629,7 +638,26 @@ fn l7_of(f: &Flow) -> Option<&'static str> {
     if f.carrier != 0 {
         return TunnelKind::from_u8(f.carrier).carrier_proto();
     }
-    f.extras.as_ref()?.dpi.as_ref()?.result().l7_proto
+    f.extras
+        .as_ref()
+        .and_then(|x| x.dpi.as_ref())
+        .and_then(|d| d.result().l7_proto)
+        .or_else(|| l7_of_ip_proto(f.key.l4))
+}
+
+/// Protocol name of flows identified by their IP protocol alone (nDPI's names).
+fn l7_of_ip_proto(l4: u8) -> Option<&'static str> {
+    Some(match l4 {
+        1 => "ICMP",
+        2 => "IGMP",
+        47 => "GRE",
+        50 | 51 => "IPSec",
+        58 => "ICMPV6",
+        89 => "OSPF",
+        112 => "VRRP",
+        132 => "SCTP",
+        _ => return None,
+    })
 }
 
 /// Seed of flow ids: fixed, so re-reading the same capture gives the same ids.

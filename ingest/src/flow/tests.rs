@@ -88,6 +88,7 @@ fn tcp_connection_counts_per_direction() {
     r.feed(T0 + 2000, &tcp(true, Fl::Ack, b"GET"));
     r.feed(T0 + 3000, &tcp(false, Fl::Ack, b"200 OK"));
     r.feed(T0 + 4000, &tcp(true, Fl::Fin, b""));
+    // A half-closed connection stays one flow while packets keep coming.
     r.feed(T0 + 5000, &tcp(false, Fl::Fin, b""));
     let (ends, _, _) = r.finish();
     assert_eq!(ends.len(), 1);
@@ -145,6 +146,17 @@ fn rst_closes_after_the_closing_timeout() {
     let (ends, _, _) = r.finish();
     assert_eq!(ends[0].end_reason, EndReason::Rst);
     assert_eq!(ends[0].last_ts_ns, T0 + SEC);
+}
+
+#[test]
+fn a_half_closed_connection_keeps_the_idle_timeout() {
+    let mut r = Run::new(FlowConfig::default());
+    r.feed(T0, &tcp(true, Fl::Fin, b""));
+    r.feed(T0 + 1000, &tcp(false, Fl::Ack, b""));
+    r.feed(T0 + 200 * SEC, &tcp(false, Fl::Ack, b"late data"));
+    let (ends, _, _) = r.finish();
+    assert_eq!(ends.len(), 1);
+    assert_eq!((ends[0].c2s.pkts, ends[0].s2c.pkts), (1, 2));
 }
 
 #[test]

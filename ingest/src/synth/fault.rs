@@ -176,8 +176,8 @@ fn parse_window(w: &str) -> Result<(u64, Option<u64>), String> {
         Some('h') => 3600,
         _ => 60,
     };
-    let start = parse_time(a, default_unit)?
-        .ok_or_else(|| format!("time window {w:?} has no start"))?;
+    let start =
+        parse_time(a, default_unit)?.ok_or_else(|| format!("time window {w:?} has no start"))?;
     let end = parse_time(b, default_unit)?;
     if let Some(e) = end {
         if e <= start {

@@ -83,7 +83,7 @@ impl Default for SynthConfig {
             seed: 1,
             faults: Vec::new(),
             activity: 1.0,
-            volume: 0.1,
+            volume: 0.03,
             quic_share: 0.25,
             scenario: "synth".into(),
         }

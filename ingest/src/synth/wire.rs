@@ -132,7 +132,12 @@ pub(crate) fn tcp_frame(
 }
 
 /// Appends an Ethernet/IPv4/UDP frame to `buf` with `payload_len` bytes written by `fill`.
-pub(crate) fn udp_frame(buf: &mut Vec<u8>, a: &Addr, payload_len: usize, fill: impl FnOnce(&mut [u8])) {
+pub(crate) fn udp_frame(
+    buf: &mut Vec<u8>,
+    a: &Addr,
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) {
     let l4_len = UDP_LEN + payload_len;
     let base = buf.len();
     buf.resize(base + ETH_LEN + IP_LEN + l4_len, 0);
@@ -187,7 +192,10 @@ pub(crate) fn client_hello(v: &mut Vec<u8>, sni: &str, alpn: &[&str], rnd: &[u8;
     let suites: &[u16] = if quic {
         &[0x1301, 0x1302, 0x1303]
     } else {
-        &[0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035]
+        &[
+            0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
+            0x009c, 0x009d, 0x002f, 0x0035,
+        ]
     };
     put_u16(v, (suites.len() * 2) as u16);
     for s in suites {
@@ -206,7 +214,9 @@ pub(crate) fn client_hello(v: &mut Vec<u8>, sni: &str, alpn: &[&str], rnd: &[u8;
         ext(v, 0x0017, |_| {});
         ext(v, 0xff01, |v| v.push(0));
     }
-    ext(v, 0x000a, |v| v.extend_from_slice(&[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]));
+    ext(v, 0x000a, |v| {
+        v.extend_from_slice(&[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18])
+    });
     if !quic {
         ext(v, 0x000b, |v| v.extend_from_slice(&[1, 0]));
         ext(v, 0x0023, |_| {});
@@ -398,7 +408,11 @@ impl QuicKeys {
     pub(crate) fn initial(dcid: &[u8], client: bool) -> QuicKeys {
         let (_, hk) = Hkdf::<Sha256>::extract(Some(&QUIC_V1_SALT), dcid);
         let mut secret = [0u8; 32];
-        expand_label(&hk, if client { "client in" } else { "server in" }, &mut secret);
+        expand_label(
+            &hk,
+            if client { "client in" } else { "server in" },
+            &mut secret,
+        );
         let hk = Hkdf::<Sha256>::from_prk(&secret).expect("32-byte PRK");
         let (mut key, mut iv, mut hp) = ([0u8; 16], [0u8; 12], [0u8; 16]);
         expand_label(&hk, "quic key", &mut key);
