@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Print one record per bidirectional flow of capture files (no lake).
     Flows(commands::flows::FlowsArgs),
+    /// Synthesise a capture with injected faults, ground truth and topology.
+    Synth(commands::synth::SynthArgs),
 }
 
 /// An error that is the input's fault (exit code 2), not cemflow's.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Flows(args) => commands::flows::run(args),
+        Command::Synth(args) => commands::synth::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

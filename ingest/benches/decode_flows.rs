@@ -127,22 +127,71 @@ fn ensure_capture() -> (PathBuf, u64) {
     (path, packets)
 }
 
+/// One full pass over the capture: flows ended.
+fn one_pass(path: &std::path::Path) -> u64 {
+    let mut table = FlowTable::new(FlowConfig::default());
+    let mut ends = 0u64;
+    let mut sink = |r: FlowRecord| {
+        if let FlowRecord::End(_) = r {
+            ends += 1;
+        }
+    };
+    read_files(&[path.to_path_buf()], &mut table, &mut sink, |_| {}).expect("read");
+    table.finish(&mut sink);
+    ends
+}
+
+/// Times cemflow's pass and `ndpiReader -i FILE` on the same file in the same run, and
+/// prints the ratio (best of 3 wall-clock runs each; ndpiReader is single-threaded too).
+fn peer_ratio(path: &std::path::Path, packets: u64) {
+    let best = |f: &mut dyn FnMut() -> bool| -> Option<f64> {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            if !f() {
+                return None;
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        Some(best)
+    };
+    let ours = best(&mut || one_pass(path) > 0).unwrap_or(f64::NAN);
+    println!(
+        "cemflow decode+flows+dpi: {:.3} s, {:.2} Mpps on one core",
+        ours,
+        packets as f64 / ours / 1e6
+    );
+    let ndpi = best(&mut || {
+        std::process::Command::new("ndpiReader")
+            .args(["-q", "-i"])
+            .arg(path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    });
+    match ndpi {
+        Some(t) => println!(
+            "ndpiReader -i: {:.3} s, {:.2} Mpps; cemflow is {:.1}x faster",
+            t,
+            packets as f64 / t / 1e6,
+            t / ours
+        ),
+        None => println!("ndpiReader not available: apt-get install libndpi-bin for the ratio"),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let (path, packets) = ensure_capture();
+    println!("bench capture: {} ({packets} packets)", path.display());
+    peer_ratio(&path, packets);
     let mut g = c.benchmark_group("decode_flows");
     g.sample_size(10);
     g.throughput(Throughput::Elements(packets));
     g.bench_function("read+decode+flow_table+dpi", |b| {
         b.iter(|| {
-            let mut table = FlowTable::new(FlowConfig::default());
-            let mut ends = 0u64;
-            let mut sink = |r: FlowRecord| {
-                if let FlowRecord::End(_) = r {
-                    ends += 1;
-                }
-            };
-            read_files(std::slice::from_ref(&path), &mut table, &mut sink, |_| {}).expect("read");
-            table.finish(&mut sink);
+            let ends = one_pass(&path);
             assert!(ends >= FLOWS as u64);
             ends
         })

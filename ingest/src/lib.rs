@@ -12,5 +12,6 @@ pub mod catalog;
 pub mod decode;
 pub mod dpi;
 pub mod flow;
+pub mod kpi;
 pub mod source;
 pub mod synth;

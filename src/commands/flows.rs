@@ -62,14 +62,14 @@ pub fn run(args: FlowsArgs) -> anyhow::Result<()> {
         tcp_closed_s: args.tcp_closed,
         ..FlowConfig::default()
     };
-    let mut table = FlowTable::new(cfg);
+    let mut table = FlowTable::with_catalog(cfg, catalog);
     let stdout = std::io::stdout().lock();
     let mut writer = RowWriter::new(args.format, std::io::BufWriter::new(stdout), TABLE_COLUMNS);
     let mut failure: Option<anyhow::Error> = None;
     let mut sink = |r: FlowRecord| {
         if let FlowRecord::End(end) = r {
             if failure.is_none() {
-                if let Err(e) = writer.write(&FlowSummary::from_end(&end, &catalog)) {
+                if let Err(e) = writer.write(&FlowSummary::from_end(&end)) {
                     failure = Some(e);
                 }
             }

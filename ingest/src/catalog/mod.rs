@@ -38,7 +38,9 @@ pub const BUILTIN_NAME: &str = "<builtin>/catalog/builtin.toml";
 pub const DEFAULT_REQUIRED_MBPS: f64 = 5.0;
 
 /// Service category, as operators report them (SPEC §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     /// On-demand streaming (video, and music streaming which is rated the same way).
@@ -54,6 +56,7 @@ pub enum Category {
     /// App stores, cloud storage, software updates, bulk transfers.
     Download,
     /// Anything else (network control, unknown).
+    #[default]
     Other,
 }
 

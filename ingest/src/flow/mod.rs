@@ -10,7 +10,9 @@ mod table;
 
 pub use config::FlowConfig;
 pub use key::{FlowKey, KeyDir};
-pub use record::{DirCounters, EndReason, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice};
+pub use record::{
+    DirCounters, EndReason, FlowClass, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice,
+};
 pub use stats::FlowStats;
 pub use summary::{rfc3339_micros, FlowSummary};
 pub use table::FlowTable;

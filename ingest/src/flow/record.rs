@@ -1,10 +1,36 @@
 //! The records the flow table emits: a [`FlowSlice`] per active flow per window and a
 //! [`FlowEnd`] when a flow expires or the input ends.
 
+use crate::catalog::Category;
 use crate::decode::TunnelKind;
 use crate::dpi::DpiResult;
+use crate::kpi::SliceKpi;
 use serde::Serialize;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What a flow is, as far as known: application, service category, required bitrate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FlowClass {
+    /// Application from the catalog (by SNI/Host/DNS name, server prefix, or port).
+    #[serde(serialize_with = "serialize_opt_arc_str")]
+    pub app: Option<Arc<str>>,
+    /// Service category (`other` when unknown).
+    pub category: Category,
+    /// Bitrate the application needs for good quality (video/live), Mbit/s.
+    pub required_mbps: Option<f64>,
+}
+
+/// Serialises an `Option<Arc<str>>` as an optional string (serde's `rc` feature is off).
+fn serialize_opt_arc_str<S: serde::Serializer>(
+    v: &Option<Arc<str>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(a) => s.serialize_some(&**a),
+        None => s.serialize_none(),
+    }
+}
 
 /// Who a flow is: endpoints in client → server orientation, and its encapsulation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -87,6 +113,10 @@ pub struct FlowSlice {
     pub s2c: DirCounters,
     /// Application-layer protocol as known at the end of the window.
     pub l7_proto: Option<&'static str>,
+    /// Application and category as known at the end of the window.
+    pub class: FlowClass,
+    /// Experience KPIs of the flow within the window.
+    pub kpi: SliceKpi,
 }
 
 /// A finished flow with its totals and what DPI learnt about it.
@@ -112,6 +142,10 @@ pub struct FlowEnd {
     pub end_reason: EndReason,
     /// DPI results (protocol, SNI, host, …); default when no payload was inspected.
     pub dpi: DpiResult,
+    /// Application and category.
+    pub class: FlowClass,
+    /// Experience KPIs over the flow's whole life.
+    pub kpi: SliceKpi,
 }
 
 /// A record of the flow stream.

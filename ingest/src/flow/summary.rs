@@ -2,7 +2,6 @@
 //! lake's `flows` table stores. Field names follow SPEC §4.
 
 use super::record::FlowEnd;
-use crate::catalog::{category_of_l7, Catalog, Category};
 use serde::Serialize;
 
 /// One finished flow, flattened for output.
@@ -89,20 +88,10 @@ pub struct FlowSummary {
 }
 
 impl FlowSummary {
-    /// Flattens a flow end, classifying it with `catalog`.
-    pub fn from_end(e: &FlowEnd, catalog: &Catalog) -> FlowSummary {
+    /// Flattens a flow end (classified by the flow table's catalog).
+    pub fn from_end(e: &FlowEnd) -> FlowSummary {
         let d = &e.dpi;
-        let name = d
-            .sni
-            .as_deref()
-            .or(d.host.as_deref())
-            .or(d.dns_qname.as_deref());
         let m = &e.meta;
-        let matched = catalog.classify(name, m.server_ip, m.l4, m.server_port);
-        let category = matched
-            .map(|a| a.category)
-            .or_else(|| d.l7_proto.and_then(category_of_l7))
-            .unwrap_or(Category::Other);
         let tcp = m.l4 == 6;
         FlowSummary {
             flow_id: format!("{:016x}", m.flow_id),
@@ -126,8 +115,8 @@ impl FlowSummary {
             s2c_payload: e.s2c.payload_bytes,
             l7_proto: d.l7_proto,
             l7_by_port: d.guessed_by_port,
-            app: matched.map(|a| a.app.to_string()),
-            category: category.as_str(),
+            app: e.class.app.as_deref().map(str::to_string),
+            category: e.class.category.as_str(),
             sni: d.sni.as_deref().map(str::to_string),
             host: d.host.as_deref().map(str::to_string),
             alpn: d.alpn.as_deref().map(str::to_string),

@@ -10,10 +10,14 @@
 use super::config::FlowConfig;
 use super::frag::FragCache;
 use super::key::{FlowKey, KeyDir};
-use super::record::{DirCounters, EndReason, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice};
+use super::record::{
+    DirCounters, EndReason, FlowClass, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice,
+};
 use super::stats::FlowStats;
+use crate::catalog::{category_of_l7, Catalog};
 use crate::decode::{addr, tcp_flags, Decoded, Decoder, Fragment, LinkType, Transport, TunnelKind};
 use crate::dpi::{Direction, DpiInput, DpiResult, DpiState};
+use crate::kpi::SliceKpi;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -46,6 +50,28 @@ struct Counters {
 }
 
 impl Counters {
+    fn dir(&self, d: usize) -> DirCounters {
+        DirCounters {
+            pkts: self.pkts[d] as u64,
+            frame_bytes: self.frame[d],
+            ip_bytes: self.ip[d],
+            payload_bytes: self.payload[d],
+        }
+    }
+}
+
+/// Per-direction counters of the current window, compact: frame bytes are kept as their
+/// difference to the IP bytes (link/tunnel overhead, minus later fragments' IP bytes,
+/// which have no frame bytes); an i32 holds a minute of it for any flow.
+#[derive(Clone, Copy, Default)]
+struct WindowCounters {
+    pkts: [u32; 2],
+    overhead: [i32; 2],
+    ip: [u64; 2],
+    payload: [u64; 2],
+}
+
+impl WindowCounters {
     fn is_empty(&self) -> bool {
         self.pkts == [0, 0] && self.ip == [0, 0]
     }
@@ -53,7 +79,7 @@ impl Counters {
     fn dir(&self, d: usize) -> DirCounters {
         DirCounters {
             pkts: self.pkts[d] as u64,
-            frame_bytes: self.frame[d],
+            frame_bytes: (self.ip[d] as i64 + self.overhead[d] as i64).max(0) as u64,
             ip_bytes: self.ip[d],
             payload_bytes: self.payload[d],
         }
@@ -76,7 +102,7 @@ struct Flow {
     first_ts: u64,
     last_ts: u64,
     total: Counters,
-    window: Counters,
+    window: WindowCounters,
     prev: u32,
     next: u32,
     extras: Option<Box<Extras>>,
@@ -107,6 +133,7 @@ struct List {
 /// The flow table: feed it frames, it emits [`FlowRecord`]s to a [`FlowSink`].
 pub struct FlowTable {
     cfg: FlowConfig,
+    catalog: Catalog,
     decoder: Decoder,
     index: HashTable<u32>,
     hasher: foldhash::fast::FixedState,
@@ -126,8 +153,13 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// Creates an empty table.
+    /// Creates an empty table classifying flows with the built-in app catalog.
     pub fn new(cfg: FlowConfig) -> Self {
+        Self::with_catalog(cfg, Catalog::builtin())
+    }
+
+    /// Creates an empty table classifying flows with `catalog`.
+    pub fn with_catalog(cfg: FlowConfig, catalog: Catalog) -> Self {
         let window_ns = cfg.window_s.max(1) * NS;
         let timeouts_ns = [
             cfg.tcp_idle_s * NS,
@@ -158,6 +190,7 @@ impl FlowTable {
             started: false,
             decoder: Decoder::default(),
             stats: FlowStats::default(),
+            catalog,
             cfg,
         }
     }
@@ -295,14 +328,24 @@ impl FlowTable {
             return;
         }
         let c = f.client_dir();
+        let meta = meta_of(f);
+        let l7_proto = l7_of(f);
+        let dpi = f
+            .extras
+            .as_ref()
+            .and_then(|x| x.dpi.as_ref())
+            .map(DpiState::result);
+        let class = classify(&self.catalog, &meta, dpi, l7_proto);
         let slice = FlowSlice {
-            meta: meta_of(f),
+            meta,
             window_start_ns: window_start,
             c2s: f.window.dir(c),
             s2c: f.window.dir(1 - c),
-            l7_proto: l7_of(f),
+            l7_proto,
+            class,
+            kpi: SliceKpi::default(),
         };
-        self.flow_mut(i).window = Counters::default();
+        self.flow_mut(i).window = WindowCounters::default();
         self.stats.slices += 1;
         sink.record(FlowRecord::Slice(slice));
     }
@@ -380,12 +423,18 @@ impl FlowTable {
             // as Zeek counts) but neither a packet nor frame bytes (as nDPI counts).
             let first = !matches!(t.frag, Fragment::Later { .. });
             let (pk, fb) = if first { (1, frame_len) } else { (0, 0) };
-            for c in [&mut f.total, &mut f.window] {
-                c.pkts[d] = c.pkts[d].saturating_add(pk);
-                c.frame[d] += fb;
-                c.ip[d] += t.ip_len as u64;
-                c.payload[d] += t.payload_len as u64;
-            }
+            let (ip, payload) = (t.ip_len as u64, t.payload_len as u64);
+            let c = &mut f.total;
+            c.pkts[d] = c.pkts[d].saturating_add(pk);
+            c.frame[d] += fb;
+            c.ip[d] += ip;
+            c.payload[d] += payload;
+            let w = &mut f.window;
+            w.pkts[d] = w.pkts[d].saturating_add(pk);
+            let delta = (fb as i64 - ip as i64).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            w.overhead[d] = w.overhead[d].saturating_add(delta);
+            w.ip[d] += ip;
+            w.payload[d] += payload;
             if ts > f.last_ts {
                 f.last_ts = ts;
             }
@@ -485,7 +534,7 @@ impl FlowTable {
             first_ts: ts,
             last_ts: ts,
             total: Counters::default(),
-            window: Counters::default(),
+            window: WindowCounters::default(),
             prev: NIL,
             next: NIL,
             extras: None,
@@ -554,7 +603,10 @@ impl FlowTable {
         } else if dpi.l7_proto.is_none() {
             dpi.l7_proto = l7_of_ip_proto(meta.l4);
         }
+        let class = classify(&self.catalog, &meta, Some(&dpi), dpi.l7_proto);
         let end = FlowEnd {
+            class,
+            kpi: SliceKpi::default(),
             meta,
             first_ts_ns: f.first_ts,
             last_ts_ns: f.last_ts,
@@ -643,6 +695,35 @@ fn l7_of(f: &Flow) -> Option<&'static str> {
         .and_then(|x| x.dpi.as_ref())
         .and_then(|d| d.result().l7_proto)
         .or_else(|| l7_of_ip_proto(f.key.l4))
+}
+
+/// Classifies a flow by its DPI name (SNI, Host, DNS query), server address and port,
+/// falling back to the L7 protocol's default category.
+fn classify(
+    catalog: &Catalog,
+    meta: &FlowMeta,
+    dpi: Option<&DpiResult>,
+    l7_proto: Option<&'static str>,
+) -> FlowClass {
+    let name = dpi.and_then(|d| {
+        d.sni
+            .as_deref()
+            .or(d.host.as_deref())
+            .or(d.dns_qname.as_deref())
+    });
+    let m = catalog.classify(name, meta.server_ip, meta.l4, meta.server_port);
+    match m {
+        Some(a) => FlowClass {
+            app: Some(a.app.into()),
+            category: a.category,
+            required_mbps: a.required_mbps,
+        },
+        None => FlowClass {
+            app: None,
+            category: l7_proto.and_then(category_of_l7).unwrap_or_default(),
+            required_mbps: None,
+        },
+    }
 }
 
 /// Protocol name of flows identified by their IP protocol alone (nDPI's names).

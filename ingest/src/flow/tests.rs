@@ -195,6 +195,8 @@ fn minute_slices_add_up_to_the_totals() {
     }
     let sum: u64 = mine.iter().map(|s| s.c2s.ip_bytes).sum();
     assert_eq!(sum, ends[0].c2s.ip_bytes);
+    let frames: u64 = mine.iter().map(|s| s.c2s.frame_bytes).sum();
+    assert_eq!(frames, ends[0].c2s.frame_bytes);
     assert_eq!(stats.slices, 3);
 }
 
@@ -296,4 +298,27 @@ fn time_going_backwards_does_not_panic_or_reopen_windows() {
     let (ends, slices, _) = r.finish();
     assert_eq!(ends[0].c2s.pkts, 2);
     assert_eq!(slices.len(), 1);
+}
+
+#[test]
+fn memory_per_flow_stays_under_200_bytes_with_200k_flows() {
+    // A SYN flood: every packet a new flow. Memory is what the table really allocated
+    // (slab chunks + hash index + active list), divided by the flows it holds.
+    let mut r = Run::new(FlowConfig::default());
+    let mut frame = Vec::new();
+    for i in 0..200_000u32 {
+        frame.clear();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], S, 64)
+            .tcp(1024 + (i % 60_000) as u16, 80, i, 1024)
+            .syn()
+            .write(&mut frame, &[])
+            .expect("build");
+        r.feed(T0 + i as u64 * 1000, &frame);
+    }
+    let flows = r.table.len();
+    assert_eq!(flows, 200_000);
+    let per_flow = r.table.table_bytes() as f64 / flows as f64;
+    eprintln!("flow table: {per_flow:.1} bytes per flow at {flows} flows");
+    assert!(per_flow <= 200.0, "{per_flow} bytes per flow");
 }

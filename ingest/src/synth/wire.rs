@@ -111,7 +111,7 @@ pub(crate) fn tcp_frame(
     fill: impl FnOnce(&mut [u8]),
 ) {
     let hdr_len = TCP_LEN + h.options.len();
-    debug_assert!(h.options.len() % 4 == 0);
+    debug_assert!(h.options.len().is_multiple_of(4));
     let l4_len = hdr_len + payload_len;
     let base = buf.len();
     buf.resize(base + ETH_LEN + IP_LEN + l4_len, 0);
