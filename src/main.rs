@@ -24,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Synthesise a realistic capture with faults, run it through cemflow, and show what
+    /// was found next to the ground truth (the embedded default).
+    Demo(commands::demo::DemoArgs),
     /// Print one record per bidirectional flow of capture files (no lake).
     Flows(commands::flows::FlowsArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(args),
         Command::Flows(args) => commands::flows::run(args),
         Command::Synth(args) => commands::synth::run(args),
     };

@@ -4,7 +4,7 @@
 use crate::decode::{Transport, TunnelKind};
 
 /// Canonical flow key. Endpoint `a` is the smaller (address, port) of the two.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Eq)]
 #[repr(C)]
 pub struct FlowKey {
     /// Smaller endpoint's address (IPv4 in the first 4 bytes).
@@ -32,6 +32,38 @@ pub enum KeyDir {
     AtoB = 0,
     /// Sent by the key's `b` endpoint.
     BtoA = 1,
+}
+
+impl PartialEq for FlowKey {
+    /// Word-wise comparison (the derived one calls `memcmp` for the address arrays).
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        u128::from_ne_bytes(self.a) == u128::from_ne_bytes(o.a)
+            && u128::from_ne_bytes(self.b) == u128::from_ne_bytes(o.b)
+            && self.a_port == o.a_port
+            && self.b_port == o.b_port
+            && self.vlan == o.vlan
+            && self.l4 == o.l4
+            && self.ver_tunnel == o.ver_tunnel
+            && self.tunnel_id == o.tunnel_id
+    }
+}
+
+impl std::hash::Hash for FlowKey {
+    /// Hashes the same fields `eq` compares, as words.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u128(u128::from_ne_bytes(self.a));
+        h.write_u128(u128::from_ne_bytes(self.b));
+        h.write_u64(
+            (self.a_port as u64) << 48
+                | (self.b_port as u64) << 32
+                | (self.vlan as u64) << 16
+                | (self.l4 as u64) << 8
+                | self.ver_tunnel as u64,
+        );
+        h.write_u32(self.tunnel_id);
+    }
 }
 
 impl FlowKey {

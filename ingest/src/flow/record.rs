@@ -149,6 +149,8 @@ pub struct FlowEnd {
 }
 
 /// A record of the flow stream.
+// Slices are the frequent record and stay unboxed; the rarer, larger end is boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum FlowRecord {
     /// A flow's counters for one window.

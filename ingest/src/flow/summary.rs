@@ -85,6 +85,52 @@ pub struct FlowSummary {
     pub c2s_tcp_flags: Option<u8>,
     /// TCP flags sent by the server (union).
     pub s2c_tcp_flags: Option<u8>,
+    /// Handshake client-leg RTT (ACK − SYN/ACK), ms.
+    pub hs_rtt_client_ms: Option<f32>,
+    /// Handshake server-leg RTT (SYN/ACK − SYN), ms.
+    pub hs_rtt_server_ms: Option<f32>,
+    /// Mean running client-leg RTT (server data → client ACK), ms.
+    pub rtt_client_ms: Option<f32>,
+    /// Mean running server-leg RTT (client data → server ACK), ms.
+    pub rtt_server_ms: Option<f32>,
+    /// Client-leg RTT samples.
+    pub rtt_client_samples: u32,
+    /// Server-leg RTT samples.
+    pub rtt_server_samples: u32,
+    /// Retransmitted segments sent by the client.
+    pub c2s_retrans: u32,
+    /// Retransmitted segments sent by the server.
+    pub s2c_retrans: u32,
+    /// Out-of-order segments sent by the client.
+    pub c2s_ooo: u32,
+    /// Out-of-order segments sent by the server.
+    pub s2c_ooo: u32,
+    /// Client segments lost before the probe (holes later filled).
+    pub c2s_loss_upstream: u32,
+    /// Server segments lost before the probe.
+    pub s2c_loss_upstream: u32,
+    /// Client segments lost after the probe (resent although the probe saw them).
+    pub c2s_loss_downstream: u32,
+    /// Server segments lost after the probe.
+    pub s2c_loss_downstream: u32,
+    /// Zero-window advertisements by the client.
+    pub c2s_zero_windows: u32,
+    /// Zero-window advertisements by the server.
+    pub s2c_zero_windows: u32,
+    /// Client → server throughput while transferring (payload / active time), Mbit/s.
+    pub c2s_throughput_mbps: Option<f64>,
+    /// Server → client throughput while transferring, Mbit/s.
+    pub s2c_throughput_mbps: Option<f64>,
+    /// TLS/QUIC handshake time (ClientHello → first server application data), ms.
+    pub tls_handshake_ms: Option<f32>,
+    /// HTTP time to first byte, ms.
+    pub http_ttfb_ms: Option<f32>,
+    /// DNS response time, ms.
+    pub dns_response_ms: Option<f32>,
+    /// RTP loss, percent of expected packets.
+    pub rtp_loss_pct: Option<f32>,
+    /// RTP interarrival jitter (RFC 3550), ms.
+    pub rtp_jitter_ms: Option<f32>,
 }
 
 impl FlowSummary {
@@ -93,6 +139,7 @@ impl FlowSummary {
         let d = &e.dpi;
         let m = &e.meta;
         let tcp = m.l4 == 6;
+        let k = &e.kpi;
         FlowSummary {
             flow_id: format!("{:016x}", m.flow_id),
             l4: m.l4,
@@ -133,8 +180,37 @@ impl FlowSummary {
             end_reason: e.end_reason.as_str(),
             c2s_tcp_flags: tcp.then_some(e.c2s_tcp_flags),
             s2c_tcp_flags: tcp.then_some(e.s2c_tcp_flags),
+            hs_rtt_client_ms: k.hs_rtt_client_ms,
+            hs_rtt_server_ms: k.hs_rtt_server_ms,
+            rtt_client_ms: k.rtt_client_ms(),
+            rtt_server_ms: k.rtt_server_ms(),
+            rtt_client_samples: k.rtt_client_samples,
+            rtt_server_samples: k.rtt_server_samples,
+            c2s_retrans: k.retransmissions[0],
+            s2c_retrans: k.retransmissions[1],
+            c2s_ooo: k.out_of_order[0],
+            s2c_ooo: k.out_of_order[1],
+            c2s_loss_upstream: k.loss_upstream[0],
+            s2c_loss_upstream: k.loss_upstream[1],
+            c2s_loss_downstream: k.loss_downstream[0],
+            s2c_loss_downstream: k.loss_downstream[1],
+            c2s_zero_windows: k.zero_windows[0],
+            s2c_zero_windows: k.zero_windows[1],
+            c2s_throughput_mbps: mbps(e.c2s.payload_bytes, k.active_ns[0]),
+            s2c_throughput_mbps: mbps(e.s2c.payload_bytes, k.active_ns[1]),
+            tls_handshake_ms: k.tls_handshake_ms,
+            http_ttfb_ms: k.http_ttfb_ms,
+            dns_response_ms: k.dns_response_ms,
+            rtp_loss_pct: (k.rtp_expected > 0)
+                .then(|| 100.0 * k.rtp_lost as f32 / k.rtp_expected as f32),
+            rtp_jitter_ms: k.rtp_jitter_ms,
         }
     }
+}
+
+/// Throughput in Mbit/s of `bytes` moved in `active_ns`; `None` without active time.
+pub fn mbps(bytes: u64, active_ns: u64) -> Option<f64> {
+    (active_ns > 0).then(|| bytes as f64 * 8.0 / (active_ns as f64 / 1e9) / 1e6)
 }
 
 /// `0x0303` → `"1.2"`, SSL 3.0 → `"ssl3"`, others as hex.

@@ -17,7 +17,7 @@ use super::stats::FlowStats;
 use crate::catalog::{category_of_l7, Catalog};
 use crate::decode::{addr, tcp_flags, Decoded, Decoder, Fragment, LinkType, Transport, TunnelKind};
 use crate::dpi::{Direction, DpiInput, DpiResult, DpiState};
-use crate::kpi::SliceKpi;
+use crate::kpi::{ActiveTime, RtpTracker, SliceKpi, TcpTracker};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
@@ -90,7 +90,72 @@ impl WindowCounters {
 #[derive(Default)]
 struct Extras {
     dpi: Option<DpiState>,
+    tcp: Option<Box<TcpTracker>>,
+    active: ActiveTime,
+    rtp: Option<Box<RtpTracker>>,
     teids: [u32; 2],
+    /// Application timings (TLS handshake, TTFB, DNS) already reported in a slice.
+    app_timings_reported: [bool; 3],
+}
+
+impl Extras {
+    /// Fills this window's KPIs: transport trackers' window values, and application
+    /// timings the first time they are known.
+    fn take_window(&mut self, out: &mut SliceKpi) {
+        if let Some(t) = self.tcp.as_mut() {
+            t.take_window(out);
+        }
+        self.active.take_window(out);
+        if let Some(r) = self.rtp.as_mut() {
+            r.take_window(out);
+        }
+        if let Some(d) = self.dpi.as_ref() {
+            let t = app_timings(d.result());
+            for (i, v) in t.into_iter().enumerate() {
+                if v.is_some() && !self.app_timings_reported[i] {
+                    self.app_timings_reported[i] = true;
+                    set_app_timing(out, i, v);
+                }
+            }
+        }
+    }
+
+    /// Whole-life KPIs.
+    fn totals(&self, out: &mut SliceKpi) {
+        if let Some(t) = self.tcp.as_ref() {
+            t.totals(out);
+        }
+        self.active.totals(out);
+        if let Some(r) = self.rtp.as_ref() {
+            r.totals(out);
+        }
+        if let Some(d) = self.dpi.as_ref() {
+            for (i, v) in app_timings(d.result()).into_iter().enumerate() {
+                set_app_timing(out, i, v);
+            }
+        }
+    }
+}
+
+/// (TLS handshake, HTTP TTFB, DNS response) times in ms from DPI timestamps.
+fn app_timings(d: &DpiResult) -> [Option<f32>; 3] {
+    let ms = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) if b >= a => Some((b - a) as f32 / 1e6),
+        _ => None,
+    };
+    [
+        ms(d.tls_client_hello_ts, d.tls_server_data_ts),
+        ms(d.http_request_ts, d.http_response_ts),
+        ms(d.dns_query_ts, d.dns_response_ts),
+    ]
+}
+
+fn set_app_timing(out: &mut SliceKpi, i: usize, v: Option<f32>) {
+    match i {
+        0 => out.tls_handshake_ms = v,
+        1 => out.http_ttfb_ms = v,
+        _ => out.dns_response_ms = v,
+    }
 }
 
 /// One flow's state. Kept small: it is the per-flow memory cost (see `bytes_per_flow`).
@@ -336,16 +401,22 @@ impl FlowTable {
             .and_then(|x| x.dpi.as_ref())
             .map(DpiState::result);
         let class = classify(&self.catalog, &meta, dpi, l7_proto);
+        let (c2s, s2c) = (f.window.dir(c), f.window.dir(1 - c));
+        let mut kpi = SliceKpi::default();
+        let f = self.flow_mut(i);
+        if let Some(x) = f.extras.as_mut() {
+            x.take_window(&mut kpi);
+        }
+        f.window = WindowCounters::default();
         let slice = FlowSlice {
             meta,
             window_start_ns: window_start,
-            c2s: f.window.dir(c),
-            s2c: f.window.dir(1 - c),
+            c2s,
+            s2c,
             l7_proto,
             class,
-            kpi: SliceKpi::default(),
+            kpi,
         };
-        self.flow_mut(i).window = WindowCounters::default();
         self.stats.slices += 1;
         sink.record(FlowRecord::Slice(slice));
     }
@@ -468,8 +539,68 @@ impl FlowTable {
         };
         self.unlink(i);
         self.link_tail(i, new_class);
-        if !t.payload.is_empty() && matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
+        if matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
+            self.measure(i, t, d, ts);
+        }
+    }
+
+    /// Per-packet KPI tracking and DPI of a TCP/UDP flow. Extras are allocated lazily: a
+    /// lone SYN (as in a SYN flood) allocates nothing; its handshake is reconstructed from
+    /// the flow's first timestamp when the second packet arrives.
+    fn measure(&mut self, i: u32, t: &Transport<'_>, d: usize, ts: u64) {
+        let f = self.flow_mut(i);
+        let client = f.client_dir();
+        let dir = usize::from(d != client);
+        let first_packet = f.total.pkts[0] as u64 + f.total.pkts[1] as u64 <= 1;
+        if let Some(tcp) = t.tcp {
+            let lone_syn = tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+                && t.payload_len == 0;
+            if first_packet && lone_syn && f.extras.is_none() {
+                return;
+            }
+            let first_ts = f.first_ts;
+            let x = f.extras.get_or_insert_with(Default::default);
+            match x.tcp.as_mut() {
+                Some(tr) => tr.on_segment(dir, &tcp, t.payload_len, ts),
+                None if first_packet => {
+                    x.tcp = Some(Box::new(TcpTracker::new(dir, &tcp, t.payload_len, ts)));
+                }
+                None => {
+                    // The deferred first packet was the client's SYN: its sequence number
+                    // is this SYN/ACK's ack − 1 (or this retransmitted SYN's own).
+                    let syn_seq = if dir == 1 {
+                        tcp.ack.wrapping_sub(1)
+                    } else {
+                        tcp.seq
+                    };
+                    let syn = crate::decode::TcpInfo {
+                        flags: tcp_flags::SYN,
+                        seq: syn_seq,
+                        ack: 0,
+                        window: 0,
+                    };
+                    let mut tr = TcpTracker::new(0, &syn, 0, first_ts);
+                    tr.on_segment(dir, &tcp, t.payload_len, ts);
+                    x.tcp = Some(Box::new(tr));
+                }
+            }
+        }
+        if t.payload_len == 0 {
+            return;
+        }
+        let x = self.flow_mut(i).extras.get_or_insert_with(Default::default);
+        x.active.on_packet(dir, t.payload_len, ts);
+        if let Some(rtp) = x.rtp.as_mut() {
+            rtp.on_packet(dir, t.payload, ts);
+        }
+        if !t.payload.is_empty() {
             self.inspect(i, t, d, ts);
+        }
+        let x = self.flow_mut(i).extras.get_or_insert_with(Default::default);
+        if x.rtp.is_none() && x.dpi.as_ref().and_then(|p| p.result().l7_proto) == Some("RTP") {
+            let mut rtp = Box::<RtpTracker>::default();
+            rtp.on_packet(dir, t.payload, ts);
+            x.rtp = Some(rtp);
         }
     }
 
@@ -589,11 +720,15 @@ impl FlowTable {
         let extras = self.flow_mut(i).extras.take();
         let f = self.flow(i);
         let c = f.client_dir();
+        let mut kpi = SliceKpi::default();
         let (teids, dpi) = match extras {
-            Some(x) => (
-                [x.teids[c], x.teids[1 - c]],
-                x.dpi.map(|d| d.result().clone()).unwrap_or_default(),
-            ),
+            Some(x) => {
+                x.totals(&mut kpi);
+                (
+                    [x.teids[c], x.teids[1 - c]],
+                    x.dpi.map(|d| d.result().clone()).unwrap_or_default(),
+                )
+            }
             None => ([0, 0], DpiResult::default()),
         };
         let meta = meta_of(f);
@@ -606,7 +741,7 @@ impl FlowTable {
         let class = classify(&self.catalog, &meta, Some(&dpi), dpi.l7_proto);
         let end = FlowEnd {
             class,
-            kpi: SliceKpi::default(),
+            kpi,
             meta,
             first_ts_ns: f.first_ts,
             last_ts_ns: f.last_ts,

@@ -13,6 +13,16 @@
 
 use serde::Serialize;
 
+mod active;
+mod rtp;
+mod tcp;
+#[cfg(test)]
+mod tests;
+
+pub use active::{ActiveTime, ACTIVE_IDLE_NS};
+pub use rtp::{clock_rate as rtp_clock_rate, RtpTracker, SSRC_SWITCH};
+pub use tcp::{TcpTracker, HOLES as TCP_HOLES, RING as TCP_RTT_RING};
+
 /// KPIs of one flow within one window (or over its whole life). Directions are indexed
 /// `[client→server, server→client]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]

@@ -895,11 +895,13 @@ impl World {
         self.push(next, user, Ev::UserNext, 0, 0, 0);
         let r = self.rng.f64();
         let mut profile = match r {
-            x if x < 0.76 => Profile::Web,
-            x if x < 0.82 => Profile::Video,
-            x if x < 0.84 => Profile::Live,
-            x if x < 0.89 => Profile::Voice,
-            x if x < 0.92 => Profile::Gaming,
+            // shares of session arrivals; long sessions (calls, games, streams) are rarer
+            // so that at any time ~5 % of users are in a call, ~5 % gaming, ~20 % watching
+            x if x < 0.905 => Profile::Web,
+            x if x < 0.93 => Profile::Video,
+            x if x < 0.94 => Profile::Live,
+            x if x < 0.95 => Profile::Voice,
+            x if x < 0.953 => Profile::Gaming,
             _ => Profile::Download,
         };
         let bit = profile.busy_bit();

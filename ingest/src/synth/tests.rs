@@ -12,6 +12,7 @@ fn small(users: u32, minutes: u32, faults: &str) -> SynthConfig {
         servers: 12,
         minutes,
         seed: 7,
+        volume: 0.01,
         faults: FaultSpec::parse_list(faults).unwrap(),
         ..SynthConfig::default()
     }
