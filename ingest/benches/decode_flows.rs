@@ -1,36 +1,51 @@
-//! Decode + flow table (+ DPI on first packets) throughput on a synthesized mixed capture:
-//! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS-like TCP transfers with full-size
-//! segments and ACKs, DNS, QUIC-like UDP, RTP-like voice).
+//! Decode + flow table (+ DPI on first packets) throughput on a generated mixed capture:
+//! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS over TCP with real ClientHellos and
+//! full-size segments and ACKs, real DNS queries/answers, QUIC-like UDP, RTP-like voice).
 //!
 //! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
-//! `cemflow-bench-mixed.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
-//! very same file by `benches/compare.sh`. Reported throughput is packets per second on
+//! `cemflow-bench-mixed-v2.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
+//! very same file. Reported throughput is packets per second on
 //! one core (the table is single-threaded).
 
 use cemflow_ingest::capture::read_files;
 use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
-use cemflow_ingest::source::CaptureReader;
-use cemflow_ingest::synth::{generate, FaultSpec, SynthConfig};
+use cemflow_ingest::source::{CaptureReader, PcapWriter, TsResolution};
+use cemflow_ingest::synth::{dns_query_message, tls_client_hello_record};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use etherparse::PacketBuilder;
 use std::path::PathBuf;
 
-/// Least number of flows the bench capture must have.
-const FLOWS: u32 = 50_000;
+/// Flows in the bench capture (≥ 50 k).
+const FLOWS: u32 = 60_000;
+const T0: u64 = 1_767_225_600_000_000_000;
 
 /// The binary ships with mimalloc; measure with it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Deterministic xorshift PRNG (no dependency, reproducible file).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Where the bench capture lives (kept between runs; peers read the same file).
 fn capture_path() -> PathBuf {
     let dir = std::env::var_os("CEMFLOW_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    dir.join("cemflow-bench-mixed.pcap")
+    dir.join("cemflow-bench-mixed-v2.pcap")
 }
 
-/// Writes the mixed capture with the traffic synthesizer unless it exists; returns its
-/// path and packet count. 12 000 subscribers for 2 minutes with small transfer volumes:
-/// real TLS ClientHellos, QUIC Initials, DNS, RTP voice, gaming UDP, ≈ 70 k flows.
+/// Writes the mixed capture unless it exists; returns its path and packet count.
 fn ensure_capture() -> (PathBuf, u64) {
     let path = capture_path();
     if let Ok(mut r) = CaptureReader::open(&path) {
@@ -42,32 +57,103 @@ fn ensure_capture() -> (PathBuf, u64) {
             return (path, n);
         }
     }
-    let cfg = SynthConfig {
-        users: 12_000,
-        access_elements: 60,
-        core_elements: 6,
-        servers: 60,
-        minutes: 2,
-        activity: 1.5,
-        volume: 0.002,
-        faults: FaultSpec::parse_list("access:olt3:loss@0-2m,server:srv7:slow@1-2m")
-            .expect("fault spec"),
-        ..SynthConfig::default()
-    };
     let f = std::fs::File::create(&path).expect("create bench capture");
-    let summary = generate(
-        &cfg,
-        std::io::BufWriter::new(f),
-        None::<std::io::Sink>,
-        None::<std::io::Sink>,
-    )
-    .expect("synth");
-    assert!(
-        summary.flows >= FLOWS as u64,
-        "only {} flows",
-        summary.flows
-    );
-    (path, summary.packets)
+    let mut w = PcapWriter::new(std::io::BufWriter::new(f), 1, TsResolution::Micro).expect("pcap");
+    let mut rng = Rng(0x00c0_ffee_1234_5678);
+    let mut packets = 0u64;
+    // Interleave flows: emit in rounds so many flows are open at once, like a real link.
+    let mut ts = T0;
+    let payload = vec![0xa5u8; 1460];
+    let names: Vec<String> = (0..64)
+        .map(|i| format!("www.service{i}.example.com"))
+        .collect();
+    let hellos: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| tls_client_hello_record(n, i as u64 + 1))
+        .collect();
+    let mut frame = Vec::with_capacity(1600);
+    let batch = 2_000u32;
+    for start in (0..FLOWS).step_by(batch as usize) {
+        for round in 0..24u32 {
+            for f in start..(start + batch).min(FLOWS) {
+                let kind = f % 10;
+                let client = [10, (f >> 16) as u8, (f >> 8) as u8, f as u8];
+                let server = [198, 19, (f % 200) as u8, 1 + (f % 50) as u8];
+                let cport = 20_000 + (f % 40_000) as u16;
+                frame.clear();
+                ts += 1_000 + rng.below(2_000);
+                let up = round % 3 == 0;
+                let (src, dst, sp, dp) = if up {
+                    (client, server, cport, 443)
+                } else {
+                    (server, client, 443, cport)
+                };
+                let b = PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(src, dst, 64);
+                match kind {
+                    // TLS over TCP: handshake, a real ClientHello, then data/ACKs.
+                    0..=5 => {
+                        let seq = round * 1448;
+                        let t = b.tcp(sp, dp, seq, 64_000);
+                        match round {
+                            0 => t.syn().write(&mut frame, &[]),
+                            1 => t.syn().ack(1).write(&mut frame, &[]),
+                            3 if up => t
+                                .ack(seq)
+                                .psh()
+                                .write(&mut frame, &hellos[(f % 64) as usize]),
+                            _ if up => t.ack(seq).write(&mut frame, &[]),
+                            _ => t.ack(seq).write(&mut frame, &payload[..1448]),
+                        }
+                        .expect("tcp");
+                    }
+                    // QUIC-like UDP 443.
+                    6 | 7 => {
+                        let len = if up {
+                            40 + rng.below(60) as usize
+                        } else {
+                            1200 + rng.below(50) as usize
+                        };
+                        b.udp(sp, dp)
+                            .write(&mut frame, &payload[..len])
+                            .expect("udp");
+                    }
+                    // DNS: a real query, then its answer (QR set), then silent.
+                    8 => {
+                        if round > 1 {
+                            continue;
+                        }
+                        let (src, dst, sp, dp) = if round == 0 {
+                            (client, server, cport, 53)
+                        } else {
+                            (server, client, 53, cport)
+                        };
+                        let mut q = dns_query_message(f as u16, &names[(f % 64) as usize]);
+                        if round == 1 {
+                            q[2] |= 0x80;
+                        }
+                        PacketBuilder::ethernet2([2; 6], [4; 6])
+                            .ipv4(src, dst, 64)
+                            .udp(sp, dp)
+                            .write(&mut frame, &q)
+                            .expect("dns");
+                    }
+                    // RTP-like voice: 172-byte datagrams both ways.
+                    _ => {
+                        let (sp, dp) = (16_384 + (f % 1000) as u16 * 2, 30_000);
+                        let (sp, dp) = if up { (sp, dp) } else { (dp, sp) };
+                        b.udp(sp, dp)
+                            .write(&mut frame, &payload[..172])
+                            .expect("rtp");
+                    }
+                }
+                w.write_packet(ts, &frame).expect("write");
+                packets += 1;
+            }
+        }
+    }
+    w.finish().expect("finish");
+    (path, packets)
 }
 
 /// One full pass over the capture: flows ended.

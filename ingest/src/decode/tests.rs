@@ -227,12 +227,18 @@ fn teredo_with_origin_indication() {
     let l = decode(LinkType::Ethernet, &udp_carrier(3544, &t)).expect("teredo");
     assert_eq!(l.len(), 2);
     assert_eq!((l[1].tunnel, l[1].ip_version), (TunnelKind::Teredo, 6));
-    // A relay on another port: still Teredo when the IPv6 packet fills the datagram.
-    let mut relay = ipv4_udp(3797, 32900, &ipv6_udp(b"t"));
+    // A relay on another port: still Teredo when the IPv6 packet fills the datagram and
+    // has a Teredo endpoint.
+    let mut teredo6 = ipv6_udp(b"t");
+    teredo6[8..12].copy_from_slice(&[0x20, 0x01, 0, 0]);
+    let mut relay = ipv4_udp(3797, 32900, &teredo6);
     let l = decode(LinkType::Raw, &relay).expect("relay");
     assert_eq!((l.len(), l[0].carrier_of), (2, TunnelKind::Teredo));
     // One byte more and it isn't.
-    relay = ipv4_udp(3797, 32900, &[ipv6_udp(b"t"), vec![0]].concat());
+    relay = ipv4_udp(3797, 32900, &[teredo6.clone(), vec![0]].concat());
+    assert_eq!(decode(LinkType::Raw, &relay).expect("udp").len(), 1);
+    // A documentation-prefix IPv6 packet (no Teredo endpoint) on a random port isn't.
+    relay = ipv4_udp(3797, 32900, &ipv6_udp(b"t"));
     assert_eq!(decode(LinkType::Raw, &relay).expect("udp").len(), 1);
     // Not IPv6 inside: plain UDP.
     let l = decode(LinkType::Ethernet, &udp_carrier(3544, b"nope")).expect("udp");

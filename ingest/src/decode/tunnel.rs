@@ -36,9 +36,10 @@ pub(crate) fn decode_udp<'a>(
         ayiya_inner(p).is_some().then_some(TunnelKind::Ayiya)
     } else {
         // Teredo relays use other ports: accept a strictly valid IPv6 packet that fills
-        // the datagram exactly (as Zeek's Teredo heuristic does).
+        // the datagram exactly and has a Teredo (2001::/32) or link-local endpoint, as
+        // Zeek's Teredo heuristic does.
         teredo_inner(p)
-            .filter(|q| q.len() >= 40 && matches!(q[6], 0 | 6 | 17 | 43 | 44 | 58 | 59 | 60))
+            .filter(|q| looks_like_teredo_ipv6(q))
             .map(|_| TunnelKind::Teredo)
     };
     let Some(kind) = kind else {
@@ -142,6 +143,16 @@ fn teredo_inner(mut p: &[u8]) -> Option<&[u8]> {
     }
     let plen = be16(p, 4)? as usize;
     (40 + plen == p.len()).then_some(p)
+}
+
+/// An IPv6 packet plausible inside Teredo: a known next header and an endpoint in the
+/// Teredo prefix 2001::/32 or link-local fe80::/10.
+fn looks_like_teredo_ipv6(q: &[u8]) -> bool {
+    let teredo_or_ll =
+        |a: &[u8]| a[..4] == [0x20, 0x01, 0, 0] || (a[0] == 0xfe && a[1] & 0xc0 == 0x80);
+    q.len() >= 40
+        && matches!(q[6], 0 | 6 | 17 | 43 | 44 | 58 | 59 | 60)
+        && (teredo_or_ll(&q[8..24]) || teredo_or_ll(&q[24..40]))
 }
 
 /// Next-header value and inner packet of an AYIYA forward message.

@@ -212,3 +212,30 @@ pub fn generate<P: Write, T: Write, C: Write>(
     }
     Ok(summary)
 }
+
+/// A TLS record holding a TLS 1.3 ClientHello for `sni` (ALPN h2, http/1.1), as the
+/// synthesizer writes it; `seed` varies the random fields. For benchmarks and tests that
+/// build their own traffic.
+pub fn tls_client_hello_record(sni: &str, seed: u64) -> Vec<u8> {
+    let mut rnd = [0u8; 64];
+    let mut x = seed | 1;
+    for b in rnd.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut ch = Vec::with_capacity(600);
+    wire::client_hello(&mut ch, sni, &["h2", "http/1.1"], &rnd, false);
+    let mut rec = Vec::with_capacity(ch.len() + 5);
+    wire::record_header(&mut rec, 0x16, ch.len());
+    rec.extend_from_slice(&ch);
+    rec
+}
+
+/// A DNS A query for `name` with transaction id `id`, as the synthesizer writes it.
+pub fn dns_query_message(id: u16, name: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(64);
+    wire::dns_query(&mut v, id, name);
+    v
+}
