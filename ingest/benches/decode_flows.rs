@@ -1,13 +1,14 @@
 //! Decode + flow table (+ DPI on first packets) throughput on a generated mixed capture:
 //! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS over TCP with real ClientHellos and
-//! full-size segments and ACKs, real DNS queries/answers, QUIC-like UDP, RTP-like voice).
+//! full-size segments and ACKs, real DNS queries/answers, QUIC-like UDP, RTP voice).
 //!
 //! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
-//! `cemflow-bench-mixed-v2.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
+//! `cemflow-bench-mixed-v3.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
 //! very same file. Reported throughput is packets per second on
 //! one core (the table is single-threaded).
 
 use cemflow_ingest::capture::read_files;
+use cemflow_ingest::decode::LinkType;
 use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
 use cemflow_ingest::source::{CaptureReader, PcapWriter, TsResolution};
 use cemflow_ingest::synth::{dns_query_message, tls_client_hello_record};
@@ -42,7 +43,7 @@ fn capture_path() -> PathBuf {
     let dir = std::env::var_os("CEMFLOW_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    dir.join("cemflow-bench-mixed-v2.pcap")
+    dir.join("cemflow-bench-mixed-v3.pcap")
 }
 
 /// Writes the mixed capture unless it exists; returns its path and packet count.
@@ -138,13 +139,16 @@ fn ensure_capture() -> (PathBuf, u64) {
                             .write(&mut frame, &q)
                             .expect("dns");
                     }
-                    // RTP-like voice: 172-byte datagrams both ways.
+                    // RTP voice (G.711, 20 ms): 12-byte RTP header + 160 bytes, both ways.
                     _ => {
                         let (sp, dp) = (16_384 + (f % 1000) as u16 * 2, 30_000);
                         let (sp, dp) = if up { (sp, dp) } else { (dp, sp) };
-                        b.udp(sp, dp)
-                            .write(&mut frame, &payload[..172])
-                            .expect("rtp");
+                        let mut rtp = [0u8; 172];
+                        rtp[0] = 0x80;
+                        rtp[2..4].copy_from_slice(&(round as u16).to_be_bytes());
+                        rtp[4..8].copy_from_slice(&(round * 160).to_be_bytes());
+                        rtp[8..12].copy_from_slice(&(f * 2 + u32::from(up)).to_be_bytes());
+                        b.udp(sp, dp).write(&mut frame, &rtp).expect("rtp");
                     }
                 }
                 w.write_packet(ts, &frame).expect("write");
@@ -225,7 +229,52 @@ fn bench(c: &mut Criterion) {
             ends
         })
     });
+    // The same frames preloaded in memory: decode + flow table + DPI + KPIs alone,
+    // without the file read (a kernel copy from the page cache).
+    let frames = load_frames(&path);
+    g.bench_function("decode+flow_table+dpi (frames in memory)", |b| {
+        b.iter(|| {
+            let mut table = FlowTable::new(FlowConfig::default());
+            let mut ends = 0u64;
+            let mut sink = |r: FlowRecord| {
+                if let FlowRecord::End(_) = r {
+                    ends += 1;
+                }
+            };
+            for (ts, range) in &frames.index {
+                table.process(
+                    *ts,
+                    LinkType::Ethernet,
+                    &frames.bytes[range.clone()],
+                    &mut sink,
+                );
+            }
+            table.finish(&mut sink);
+            assert!(ends >= FLOWS as u64);
+            ends
+        })
+    });
     g.finish();
+}
+
+/// Every frame of a capture in one buffer.
+struct Frames {
+    bytes: Vec<u8>,
+    index: Vec<(u64, std::ops::Range<usize>)>,
+}
+
+fn load_frames(path: &std::path::Path) -> Frames {
+    let mut r = CaptureReader::open(path).expect("open");
+    let mut f = Frames {
+        bytes: Vec::new(),
+        index: Vec::new(),
+    };
+    while let Some(p) = r.next_packet() {
+        let start = f.bytes.len();
+        f.bytes.extend_from_slice(p.data);
+        f.index.push((p.ts_ns, start..f.bytes.len()));
+    }
+    f
 }
 
 criterion_group!(benches, bench);

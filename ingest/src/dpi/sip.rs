@@ -23,6 +23,10 @@ const METHODS: &[&[u8]] = &[
 
 /// True when the first line of `b` is a SIP request or status line.
 pub(crate) fn is_sip(b: &[u8]) -> bool {
+    // Every SIP start line begins with an upper-case letter: skip the line scan otherwise.
+    if !b.first().is_some_and(u8::is_ascii_uppercase) {
+        return false;
+    }
     let line = first_line(b, 512);
     if line.starts_with(b"SIP/2.0 ") {
         return line.len() >= 11 && line[8..11].iter().all(u8::is_ascii_digit);
