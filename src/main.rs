@@ -29,6 +29,9 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Print one record per bidirectional flow of capture files (no lake).
     Flows(commands::flows::FlowsArgs),
+    /// Ingest captures into the lake: flows, per-user and per-element minutes with CEI,
+    /// anomalies (timely dataflow, exactly once per source).
+    Ingest(commands::ingest::IngestArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
     Synth(commands::synth::SynthArgs),
 }
@@ -43,13 +46,14 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CEMFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,buoyant_kernel=off")),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Flows(args) => commands::flows::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
         Command::Synth(args) => commands::synth::run(args),
     };
     match result {

@@ -10,14 +10,14 @@
 //! UDP-only category); they are never zero-filled.
 
 use cemflow_ingest::flow::FlowSummary;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Category name of the overall row of a user-minute (all categories together).
 pub const CATEGORY_ALL: &str = "all";
 
 /// One user's experience in one window for one service category, plus one row with
 /// `category = "all"` per user-window (the overall CEI).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserMinute {
     /// Window start, epoch seconds (UTC), aligned to the window length (minute).
     pub window_start_s: i64,
@@ -69,15 +69,17 @@ pub struct UserMinute {
     /// overall); the *poor user* rule (≥ 3 poor overall minutes in the last 15) is applied
     /// on the `all` rows by queries (see `cei::PoorUserTracker`).
     pub poor: bool,
-    /// Server prefix (`/24` IPv4, `/48` IPv6) carrying the most flows of the user-window
-    /// that were poor (ties: most bytes), for demarcation; `None` when no flow was poor.
+    /// Server element (prefix `/24` IPv4 or `/48` IPv6, then `|app` when the catalog named
+    /// the app, as in [`ElementMinute::element_id`]) carrying the most flows of the group
+    /// that were poor on their own (ties: most downstream bytes), for demarcation; `None`
+    /// when no flow was poor.
     pub worst_server: Option<String>,
 }
 
 /// One element's aggregate over its users in one window (at the `access`, `core` or
 /// `server` level), computed from the users' overall (`all`) rows, or, for the `server`
 /// level, from the users' per-server contributions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ElementMinute {
     /// Window start, epoch seconds (UTC), aligned to the window length.
     pub window_start_s: i64,
@@ -108,9 +110,10 @@ pub struct ElementMinute {
 }
 
 /// One anomaly score: a metric of a user or an element in one window against its
-/// baseline. Rows are emitted for every scored (entity, metric, window) that had a
-/// baseline (≥ `min_baseline` points), anomalous or not.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// baseline. Emitted for every scored (element, metric, window) with a baseline (≥
+/// `AnomalyConfig::min_points` points), anomalous or not; for users only the anomalous ones
+/// (unless `AnomalyConfig::emit_all_user_rows`), to keep the table small.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyRow {
     /// Window start, epoch seconds (UTC).
     pub window_start_s: i64,
@@ -128,7 +131,7 @@ pub struct AnomalyRow {
     /// Median absolute deviation of the baseline values (unit of the metric).
     pub baseline_mad: f64,
     /// Robust z-score `0.6745·|value − median| / MAD` (dimensionless; MAD floored by
-    /// `AnomalyConfig::mad_floor` of the metric to avoid division by zero).
+    /// `AnomalyConfig::mad_floor(metric)` to avoid division by zero).
     pub score: f64,
     /// `score > threshold` (default 3.5).
     pub anomalous: bool,
@@ -141,7 +144,7 @@ pub struct AnomalyRow {
 /// **Decision:** the `flows` table is [`FlowSummary`] with `client_ip` replaced by
 /// `user_key` (the client port is kept, the server address and port are kept), plus the
 /// user's elements and the flow's whole-life KPIs. Build it with [`FlowRow::from_summary`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FlowRow {
     /// Stable flow id (16 hex chars), joins with the slices.
     pub flow_id: String,
@@ -225,21 +228,57 @@ pub struct FlowRow {
     pub c2s_tcp_flags: Option<u8>,
     /// TCP flags sent by the server (union).
     pub s2c_tcp_flags: Option<u8>,
-    /// Whole-life client-leg RTT (running mean, else handshake). ms.
+    /// Handshake client-leg RTT (ACK − SYN/ACK). ms.
+    pub hs_rtt_client_ms: Option<f32>,
+    /// Handshake server-leg RTT (SYN/ACK − SYN). ms.
+    pub hs_rtt_server_ms: Option<f32>,
+    /// Mean running client-leg RTT (server data → client ACK), else handshake. ms.
     pub rtt_client_ms: Option<f32>,
-    /// Whole-life server-leg RTT. ms.
+    /// Mean running server-leg RTT (client data → server ACK), else handshake. ms.
     pub rtt_server_ms: Option<f32>,
-    /// Whole-life retransmitted / data segments, both directions. Fraction.
-    pub retrans_rate: Option<f32>,
-    /// TLS/QUIC handshake time. ms.
+    /// Client-leg RTT samples.
+    pub rtt_client_samples: u32,
+    /// Server-leg RTT samples.
+    pub rtt_server_samples: u32,
+    /// Retransmitted segments sent by the client.
+    pub c2s_retrans: u32,
+    /// Retransmitted segments sent by the server.
+    pub s2c_retrans: u32,
+    /// Out-of-order segments sent by the client.
+    pub c2s_ooo: u32,
+    /// Out-of-order segments sent by the server.
+    pub s2c_ooo: u32,
+    /// Client segments lost before the probe (holes later filled).
+    pub c2s_loss_upstream: u32,
+    /// Server segments lost before the probe.
+    pub s2c_loss_upstream: u32,
+    /// Client segments lost after the probe (resent although the probe saw them).
+    pub c2s_loss_downstream: u32,
+    /// Server segments lost after the probe.
+    pub s2c_loss_downstream: u32,
+    /// Zero-window advertisements by the client.
+    pub c2s_zero_windows: u32,
+    /// Zero-window advertisements by the server.
+    pub s2c_zero_windows: u32,
+    /// Client → server throughput while transferring (payload / active time). Mbit/s.
+    pub c2s_throughput_mbps: Option<f64>,
+    /// Server → client throughput while transferring. Mbit/s.
+    pub s2c_throughput_mbps: Option<f64>,
+    /// TLS/QUIC handshake time (ClientHello → first server application data). ms.
     pub tls_handshake_ms: Option<f32>,
     /// HTTP time to first byte. ms.
-    pub ttfb_ms: Option<f32>,
+    pub http_ttfb_ms: Option<f32>,
+    /// DNS response time. ms.
+    pub dns_response_ms: Option<f32>,
+    /// RTP loss. Percent of expected packets.
+    pub rtp_loss_pct: Option<f32>,
+    /// RTP interarrival jitter (RFC 3550). ms.
+    pub rtp_jitter_ms: Option<f32>,
 }
 
 impl FlowRow {
     /// Builds the lake row from a flow summary: drops `client_ip`, sets `user_key` and the
-    /// elements. KPIs start as `None`; [`FlowRow::with_kpi`] fills them.
+    /// elements.
     pub fn from_summary(
         s: FlowSummary,
         user_key: String,
@@ -288,11 +327,29 @@ impl FlowRow {
             end_reason: s.end_reason.to_string(),
             c2s_tcp_flags: s.c2s_tcp_flags,
             s2c_tcp_flags: s.s2c_tcp_flags,
-            rtt_client_ms: None,
-            rtt_server_ms: None,
-            retrans_rate: None,
-            tls_handshake_ms: None,
-            ttfb_ms: None,
+            hs_rtt_client_ms: s.hs_rtt_client_ms,
+            hs_rtt_server_ms: s.hs_rtt_server_ms,
+            rtt_client_ms: s.rtt_client_ms,
+            rtt_server_ms: s.rtt_server_ms,
+            rtt_client_samples: s.rtt_client_samples,
+            rtt_server_samples: s.rtt_server_samples,
+            c2s_retrans: s.c2s_retrans,
+            s2c_retrans: s.s2c_retrans,
+            c2s_ooo: s.c2s_ooo,
+            s2c_ooo: s.s2c_ooo,
+            c2s_loss_upstream: s.c2s_loss_upstream,
+            s2c_loss_upstream: s.s2c_loss_upstream,
+            c2s_loss_downstream: s.c2s_loss_downstream,
+            s2c_loss_downstream: s.s2c_loss_downstream,
+            c2s_zero_windows: s.c2s_zero_windows,
+            s2c_zero_windows: s.s2c_zero_windows,
+            c2s_throughput_mbps: s.c2s_throughput_mbps,
+            s2c_throughput_mbps: s.s2c_throughput_mbps,
+            tls_handshake_ms: s.tls_handshake_ms,
+            http_ttfb_ms: s.http_ttfb_ms,
+            dns_response_ms: s.dns_response_ms,
+            rtp_loss_pct: s.rtp_loss_pct,
+            rtp_jitter_ms: s.rtp_jitter_ms,
         }
     }
 }

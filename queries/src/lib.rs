@@ -1,1 +1,29 @@
-//! cemflow-queries
+//! cemflow-queries: the analyst side of cemflow (SPEC §7).
+//!
+//! * [`QuerySession`]: a DataFusion session with every Delta table of the lake registered,
+//!   the UDFs `mos_to_cei` and `wilson_lower` ([`udf`]) and views for common questions.
+//! * [`shell`]: run SQL statements with formatted output; the interactive `cemflow sql`.
+//! * [`poor_users`]: the poor-quality user list with root-cause verdicts.
+//! * [`demarcate`]: the complaint demarcation ladder, appended to `demarcations`.
+//!
+//! Design notes and the verdict logic: `docs/queries.md`.
+#![warn(missing_docs)]
+
+pub mod demarcate;
+pub mod error;
+pub mod poor_users;
+pub mod session;
+pub mod shell;
+pub mod udf;
+pub mod users;
+pub mod util;
+
+pub use demarcate::{
+    append_demarcations, demarcate, demarcate_many, Demarcation, DemarcationConfig,
+    DemarcationRequest, Verdict,
+};
+pub use error::{QueryError, Result};
+pub use poor_users::{poor_users, PoorUser, PoorUsersQuery};
+pub use session::QuerySession;
+pub use shell::{OutputFormat, Shell};
+pub use users::UserResolver;

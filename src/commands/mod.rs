@@ -2,4 +2,5 @@
 
 pub mod demo;
 pub mod flows;
+pub mod ingest;
 pub mod synth;

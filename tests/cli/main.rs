@@ -2,4 +2,5 @@
 
 mod conformance;
 mod flows;
+mod ingest;
 mod util;

@@ -1,0 +1,665 @@
+//! Pure per-window aggregation (no timely): a user's slices of one window → its
+//! [`UserMinute`] rows (one per category present plus `all`) and its element observations;
+//! the observations of one element in one window → its [`ElementMinute`].
+//!
+//! Group KPIs:
+//! - `active_s` = Σ over flows of max(up, down active time), capped at the window length;
+//! - throughput = downstream payload bits / min(Σ downstream active time, window);
+//! - RTT legs = sample-weighted mean (a handshake-only flow counts as one sample);
+//! - `retrans_rate` = Σ retransmissions / Σ data segments; `loss_pct` = RTP lost/expected
+//!   when RTP was seen, else TCP segments lost (up- and downstream of the probe) / data
+//!   segments; `jitter_ms` = max; `txn_ms`, `ttfb_ms` = medians over flows measuring them.
+//! - Models needing an RTT (`live`, `voice`, `gaming`) use the user's all-flows RTT when
+//!   the category's own flows (often UDP) measured none.
+
+use crate::cei::{cei_to_mos, mos_to_cei, CeiConfig, ModelInput, MOS_MAX};
+use crate::input::UserSlice;
+use crate::pseudo::key_hex;
+use crate::rows::{ElementMinute, UserMinute, CATEGORY_ALL};
+use cemflow_ingest::catalog::Category;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Element level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    /// Access element (OLT/PON port, cell, DSLAM).
+    Access,
+    /// Core element (BNG, UPF, aggregation router).
+    Core,
+    /// Server prefix (and service).
+    Server,
+}
+
+impl Level {
+    /// `access`, `core` or `server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Access => "access",
+            Level::Core => "core",
+            Level::Server => "server",
+        }
+    }
+}
+
+/// One user's contribution to one element in one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ElementObs {
+    /// Window start, epoch seconds.
+    pub window_start_s: i64,
+    /// Level of the element.
+    pub level: Level,
+    /// Element id.
+    pub element_id: String,
+    /// The user (pseudonym), for a canonical order.
+    pub user: u64,
+    /// The user's CEI on this element (overall CEI for access/core, the CEI of the user's
+    /// flows to the server for `server`).
+    pub cei: f32,
+    /// `cei` below the poor threshold.
+    pub poor: bool,
+    /// Downstream IP bytes.
+    pub bytes_down: u64,
+    /// Client-leg RTT, ms.
+    pub rtt_client_ms: Option<f32>,
+    /// Server-leg RTT, ms.
+    pub rtt_server_ms: Option<f32>,
+    /// Retransmission rate.
+    pub retrans_rate: Option<f32>,
+}
+
+/// A user's window: its rows and its element observations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserWindow {
+    /// One row per category with activity, then the `all` row.
+    pub minutes: Vec<UserMinute>,
+    /// Observations for the access element, the core element and each server element
+    /// (only when the user had at least one rated category).
+    pub elements: Vec<ElementObs>,
+}
+
+/// Running sums of a group of slices.
+#[derive(Clone, Debug, Default)]
+pub struct Group {
+    flows: u32,
+    active_ns: u64,
+    active_down_ns: u64,
+    bytes_down: u64,
+    bytes_up: u64,
+    payload_down: u64,
+    rtt_c: (f64, u64),
+    rtt_s: (f64, u64),
+    data_segments: u64,
+    retrans: u64,
+    lost: u64,
+    rtp: (u64, u64),
+    jitter: Option<f32>,
+    txn: Vec<f32>,
+    ttfb: Vec<f32>,
+    required: Option<f32>,
+    plan: Option<f32>,
+}
+
+fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Median (mean of the two middle values for even counts); sorts `v`.
+pub fn median(v: &mut [f32]) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Nearest-rank percentile `p` (0–100) of `v`; sorts `v`.
+pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    Some(v[rank.min(v.len()) - 1])
+}
+
+impl Group {
+    /// Adds one slice.
+    pub fn add(&mut self, s: &UserSlice) {
+        self.flows += 1;
+        self.active_ns += s.active_ns[0].max(s.active_ns[1]);
+        self.active_down_ns += s.active_ns[1];
+        self.bytes_down += s.bytes_down;
+        self.bytes_up += s.bytes_up;
+        self.payload_down += s.payload_down;
+        self.rtt_c.0 += s.rtt_client.0 as f64;
+        self.rtt_c.1 += s.rtt_client.1 as u64;
+        self.rtt_s.0 += s.rtt_server.0 as f64;
+        self.rtt_s.1 += s.rtt_server.1 as u64;
+        self.data_segments += s.data_segments as u64;
+        self.retrans += s.retransmissions as u64;
+        self.lost += s.lost_segments as u64;
+        self.rtp.0 += s.rtp.0 as u64;
+        self.rtp.1 += s.rtp.1 as u64;
+        self.jitter = max_opt(self.jitter, s.jitter_ms);
+        self.txn.extend(s.txn_ms);
+        self.ttfb.extend(s.ttfb_ms);
+        self.required = max_opt(self.required, s.required_mbps);
+        self.plan = max_opt(self.plan, s.plan_mbps);
+    }
+
+    fn active_s(&self, window_s: i64) -> f64 {
+        (self.active_ns as f64 / 1e9).min(window_s as f64)
+    }
+
+    fn throughput_mbps(&self, window_s: i64) -> Option<f64> {
+        (self.active_down_ns > 0).then(|| {
+            let t = (self.active_down_ns as f64 / 1e9).min(window_s as f64);
+            self.payload_down as f64 * 8.0 / t / 1e6
+        })
+    }
+
+    fn rtt_client(&self) -> Option<f64> {
+        (self.rtt_c.1 > 0).then(|| self.rtt_c.0 / self.rtt_c.1 as f64)
+    }
+
+    fn rtt_server(&self) -> Option<f64> {
+        (self.rtt_s.1 > 0).then(|| self.rtt_s.0 / self.rtt_s.1 as f64)
+    }
+
+    /// Client + server leg (whichever measured). ms.
+    fn rtt_total(&self) -> Option<f64> {
+        match (self.rtt_client(), self.rtt_server()) {
+            (Some(c), Some(s)) => Some(c + s),
+            (c, s) => c.or(s),
+        }
+    }
+
+    fn retrans_rate(&self) -> Option<f64> {
+        (self.data_segments > 0).then(|| (self.retrans as f64 / self.data_segments as f64).min(1.0))
+    }
+
+    fn loss_pct(&self) -> Option<f64> {
+        if self.rtp.0 > 0 {
+            Some((100.0 * self.rtp.1 as f64 / self.rtp.0 as f64).min(100.0))
+        } else if self.data_segments > 0 {
+            Some((100.0 * self.lost as f64 / self.data_segments as f64).min(100.0))
+        } else {
+            None
+        }
+    }
+
+    /// The model input of this group; `rtt_fallback` is used when the group measured no RTT.
+    fn model_input(&mut self, window_s: i64, rtt_fallback: Option<f64>) -> ModelInput {
+        ModelInput {
+            txn_ms: median(&mut self.txn).map(f64::from),
+            rtt_ms: self.rtt_total().or(rtt_fallback),
+            jitter_ms: self.jitter.map(f64::from),
+            loss_pct: self.loss_pct(),
+            throughput_mbps: self.throughput_mbps(window_s),
+            payload_down: self.payload_down,
+            required_mbps: self.required.map(f64::from),
+            plan_mbps: self.plan.map(f64::from),
+            rtp: self.rtp.0 > 0,
+        }
+    }
+}
+
+/// The CEI of one slice on its own (for `worst_server`); `None` when unrated.
+fn slice_cei(
+    cfg: &CeiConfig,
+    window_s: i64,
+    s: &UserSlice,
+    rtt_fallback: Option<f64>,
+) -> Option<f64> {
+    let mut g = Group::default();
+    g.add(s);
+    let k = g.model_input(window_s, rtt_fallback);
+    cfg.category_mos(s.category, &k).map(mos_to_cei)
+}
+
+/// Server with most poor flows (ties: most downstream bytes, then name).
+fn worst_server<'a>(poor: impl Iterator<Item = &'a UserSlice>) -> Option<String> {
+    let mut by: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
+    for s in poor {
+        let e = by.entry(s.server.as_str()).or_default();
+        e.0 += 1;
+        e.1 += s.bytes_down;
+    }
+    by.into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(k, _)| k.to_string())
+}
+
+fn f32o(v: Option<f64>) -> Option<f32> {
+    v.map(|x| x as f32)
+}
+
+/// Rates the categories of `slices` (one user, one window): per category its group, model
+/// input and MOS (`None` = unrated).
+fn rate_categories(
+    cfg: &CeiConfig,
+    window_s: i64,
+    slices: &[&UserSlice],
+    rtt_fallback: Option<f64>,
+) -> Vec<(Category, Group, Option<f64>)> {
+    let mut groups: BTreeMap<Category, Group> = BTreeMap::new();
+    for s in slices {
+        groups.entry(s.category).or_default().add(s);
+    }
+    groups
+        .into_iter()
+        .map(|(cat, mut g)| {
+            let k = g.model_input(window_s, rtt_fallback);
+            let mos = cfg.category_mos(cat, &k);
+            (cat, g, mos)
+        })
+        .collect()
+}
+
+/// Aggregates one user's slices of one window (all with the same `user` and
+/// `window_start_s`; the access/core elements are taken from the first slice).
+///
+/// Results do not depend on the order of `slices` (they are sorted to flow-id order).
+pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> UserWindow {
+    slices.sort_unstable_by(|a, b| (a.flow_id, &a.server).cmp(&(b.flow_id, &b.server)));
+    let slices = &*slices;
+    let Some(first) = slices.first() else {
+        return UserWindow::default();
+    };
+    let ws = first.window_start_s;
+    let user_key = key_hex(first.user);
+    let mut all = Group::default();
+    for s in slices {
+        all.add(s);
+    }
+    let user_rtt = all.rtt_total();
+    let refs: Vec<&UserSlice> = slices.iter().collect();
+    // Per-flow poorness, for worst_server.
+    let flow_poor: Vec<bool> = slices
+        .iter()
+        .map(|s| slice_cei(cfg, window_s, s, user_rtt).is_some_and(|c| cfg.is_poor(c)))
+        .collect();
+    let poor_flows = |cat: Option<Category>| {
+        worst_server(
+            slices
+                .iter()
+                .zip(&flow_poor)
+                .filter(move |(s, p)| **p && cat.is_none_or(|c| s.category == c))
+                .map(|(s, _)| s),
+        )
+    };
+    let row =
+        |category: &str, g: &mut Group, mos: f64, cei: f64, worst: Option<String>| UserMinute {
+            window_start_s: ws,
+            user_key: user_key.clone(),
+            category: category.to_string(),
+            access_element: first.access_element.clone(),
+            core_element: first.core_element.clone(),
+            flows: g.flows,
+            active_s: g.active_s(window_s) as f32,
+            bytes_down: g.bytes_down,
+            bytes_up: g.bytes_up,
+            throughput_down_mbps: f32o(g.throughput_mbps(window_s)),
+            rtt_client_ms: f32o(g.rtt_client()),
+            rtt_server_ms: f32o(g.rtt_server()),
+            retrans_rate: f32o(g.retrans_rate()),
+            loss_pct: f32o(g.loss_pct()),
+            jitter_ms: g.jitter,
+            txn_ms: median(&mut g.txn),
+            ttfb_ms: median(&mut g.ttfb),
+            mos: mos as f32,
+            cei: cei as f32,
+            poor: cfg.is_poor(cei),
+            worst_server: worst,
+        };
+    let mut out = UserWindow::default();
+    let mut parts = Vec::new();
+    for (cat, mut g, mos) in rate_categories(cfg, window_s, &refs, user_rtt) {
+        let cei = mos.map_or(100.0, mos_to_cei);
+        if mos.is_some() {
+            parts.push((cei, g.active_s(window_s)));
+        }
+        let r = row(
+            cat.as_str(),
+            &mut g,
+            mos.unwrap_or(MOS_MAX),
+            cei,
+            poor_flows(Some(cat)),
+        );
+        out.minutes.push(r);
+    }
+    let overall = cfg.overall_cei(&parts);
+    let cei = overall.unwrap_or(100.0);
+    let all_row = row(
+        CATEGORY_ALL,
+        &mut all,
+        cei_to_mos(cei),
+        cei,
+        poor_flows(None),
+    );
+    if overall.is_some() {
+        for (level, id) in [
+            (Level::Access, &first.access_element),
+            (Level::Core, &first.core_element),
+        ] {
+            out.elements.push(ElementObs {
+                window_start_s: ws,
+                level,
+                element_id: id.clone(),
+                user: first.user,
+                cei: all_row.cei,
+                poor: all_row.poor,
+                bytes_down: all_row.bytes_down,
+                rtt_client_ms: all_row.rtt_client_ms,
+                rtt_server_ms: all_row.rtt_server_ms,
+                retrans_rate: all_row.retrans_rate,
+            });
+        }
+        // Per server element: the user's CEI over its flows to that server.
+        let mut by_server: BTreeMap<&str, Vec<&UserSlice>> = BTreeMap::new();
+        for s in slices {
+            by_server.entry(s.server.as_str()).or_default().push(s);
+        }
+        for (server, ss) in by_server {
+            let rated = rate_categories(cfg, window_s, &ss, user_rtt);
+            let parts: Vec<(f64, f64)> = rated
+                .iter()
+                .filter_map(|(_, g, m)| m.map(|m| (mos_to_cei(m), g.active_s(window_s))))
+                .collect();
+            let Some(cei) = cfg.overall_cei(&parts) else {
+                continue;
+            };
+            let mut g = Group::default();
+            for s in &ss {
+                g.add(s);
+            }
+            out.elements.push(ElementObs {
+                window_start_s: ws,
+                level: Level::Server,
+                element_id: server.to_string(),
+                user: first.user,
+                cei: cei as f32,
+                poor: cfg.is_poor(cei),
+                bytes_down: g.bytes_down,
+                rtt_client_ms: f32o(g.rtt_client()),
+                rtt_server_ms: f32o(g.rtt_server()),
+                retrans_rate: f32o(g.retrans_rate()),
+            });
+        }
+    }
+    out.minutes.push(all_row);
+    out
+}
+
+/// Aggregates the observations of one element in one window (one per user). Results do not
+/// depend on the order of `obs`.
+pub fn element_minute(
+    window_start_s: i64,
+    level: Level,
+    element_id: &str,
+    obs: &[ElementObs],
+) -> ElementMinute {
+    let mut sorted: Vec<&ElementObs> = obs.iter().collect();
+    sorted.sort_by_key(|o| o.user);
+    let obs = &sorted[..];
+    let users = obs.len() as u32;
+    let poor_users = obs.iter().filter(|o| o.poor).count() as u32;
+    let mut ceis: Vec<f32> = obs.iter().map(|o| o.cei).collect();
+    let mut rc: Vec<f32> = obs.iter().filter_map(|o| o.rtt_client_ms).collect();
+    let mut rs: Vec<f32> = obs.iter().filter_map(|o| o.rtt_server_ms).collect();
+    let rr: Vec<f32> = obs.iter().filter_map(|o| o.retrans_rate).collect();
+    ElementMinute {
+        window_start_s,
+        level: level.as_str().to_string(),
+        element_id: element_id.to_string(),
+        users,
+        poor_users,
+        poor_share: if users > 0 {
+            poor_users as f32 / users as f32
+        } else {
+            0.0
+        },
+        cei_mean: if users > 0 {
+            (ceis.iter().map(|&c| c as f64).sum::<f64>() / users as f64) as f32
+        } else {
+            0.0
+        },
+        cei_p10: percentile(&mut ceis, 10.0).unwrap_or(0.0),
+        bytes_down: obs.iter().map(|o| o.bytes_down).sum(),
+        rtt_client_ms_median: median(&mut rc),
+        rtt_server_ms_median: median(&mut rs),
+        retrans_rate: (!rr.is_empty())
+            .then(|| (rr.iter().map(|&r| r as f64).sum::<f64>() / rr.len() as f64) as f32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cei::{mos_to_cei, CeiConfig};
+
+    const W: i64 = 1_700_000_040;
+
+    fn base(flow_id: u64, category: Category, server: &str) -> UserSlice {
+        UserSlice {
+            window_start_s: W,
+            user: 0xabcdef,
+            flow_id,
+            access_element: "olt1/pon1".into(),
+            core_element: "bng1".into(),
+            server: server.into(),
+            category,
+            l4: 6,
+            ..UserSlice::default()
+        }
+    }
+
+    fn web(flow_id: u64, txn_ms: f32) -> UserSlice {
+        UserSlice {
+            txn_ms: Some(txn_ms),
+            ttfb_ms: Some(txn_ms / 2.0),
+            active_ns: [1_000_000_000, 2_000_000_000],
+            bytes_down: 50_000,
+            bytes_up: 5_000,
+            payload_down: 45_000,
+            rtt_client: (20.0, 2),
+            rtt_server: (60.0, 2),
+            data_segments: 100,
+            retransmissions: 2,
+            lost_segments: 1,
+            ..base(flow_id, Category::Web, "198.51.100.0/24|example")
+        }
+    }
+
+    fn video(flow_id: u64, mbps: f64, active_s: f64) -> UserSlice {
+        let payload = (mbps * 1e6 / 8.0 * active_s) as u64;
+        UserSlice {
+            active_ns: [0, (active_s * 1e9) as u64],
+            bytes_down: payload + payload / 20,
+            payload_down: payload,
+            rtt_client: (100.0, 10),
+            rtt_server: (200.0, 10),
+            data_segments: 1000,
+            required_mbps: Some(5.0),
+            ..base(flow_id, Category::Video, "203.0.113.0/24|youtube")
+        }
+    }
+
+    #[test]
+    fn user_window_categories_and_overall() {
+        let cfg = CeiConfig::default();
+        let mut s = vec![
+            web(1, 1000.0),
+            web(2, 3000.0),
+            web(3, 500.0),
+            video(4, 2.5, 40.0),
+        ];
+        let w = user_window(&cfg, 60, &mut s);
+        let cats: Vec<&str> = w.minutes.iter().map(|m| m.category.as_str()).collect();
+        assert_eq!(cats, ["video", "web", "all"]);
+        let v = &w.minutes[0];
+        assert_eq!(v.user_key, "0000000000abcdef");
+        assert_eq!(v.flows, 1);
+        assert!((v.throughput_down_mbps.unwrap() - 2.5).abs() < 1e-3);
+        assert!((v.mos as f64 - cfg.video.mos_ratio(0.5)).abs() < 1e-4);
+        assert_eq!(v.active_s, 40.0);
+        assert_eq!(v.rtt_client_ms, Some(10.0));
+        assert_eq!(v.rtt_server_ms, Some(20.0));
+        let wb = &w.minutes[1];
+        assert_eq!(wb.flows, 3);
+        assert_eq!(wb.txn_ms, Some(1000.0)); // median of 500, 1000, 3000
+        assert_eq!(wb.ttfb_ms, Some(500.0));
+        assert!((wb.mos - 3.6077).abs() < 1e-3);
+        assert_eq!(wb.active_s, 6.0);
+        assert_eq!(wb.bytes_down, 150_000);
+        assert!((wb.retrans_rate.unwrap() - 0.02).abs() < 1e-6);
+        assert!((wb.loss_pct.unwrap() - 1.0).abs() < 1e-5);
+        assert!(!wb.poor);
+        let all = &w.minutes[2];
+        let expect = (v.cei as f64 * 40.0 + wb.cei as f64 * 6.0) / 46.0;
+        assert!(
+            (all.cei as f64 - expect).abs() < 1e-3,
+            "{} vs {expect}",
+            all.cei
+        );
+        assert_eq!(all.flows, 4);
+        assert_eq!(all.active_s, 46.0);
+        assert_eq!(all.worst_server.as_deref(), Some("198.51.100.0/24|example")); // the 3 s txn
+                                                                                  // Elements: access, core, 2 servers.
+        let lv: Vec<Level> = w.elements.iter().map(|e| e.level).collect();
+        assert_eq!(
+            lv,
+            [Level::Access, Level::Core, Level::Server, Level::Server]
+        );
+        assert_eq!(w.elements[0].element_id, "olt1/pon1");
+        assert_eq!(w.elements[1].cei, all.cei);
+    }
+
+    #[test]
+    fn worst_critical_rule_and_poor() {
+        let cfg = CeiConfig::default();
+        let game = UserSlice {
+            active_ns: [30_000_000_000, 30_000_000_000],
+            rtt_client: (100.0, 10),
+            rtt_server: (3900.0, 10), // 400 ms total
+            data_segments: 10,
+            ..base(9, Category::Gaming, "192.0.2.0/24|game")
+        };
+        let mut s = vec![video(1, 20.0, 50.0), game];
+        let w = user_window(&cfg, 60, &mut s);
+        let g = w.minutes.iter().find(|m| m.category == "gaming").unwrap();
+        let expect = mos_to_cei(1.0 + 3.5 * (-360.0f64 / 150.0).exp());
+        assert!((g.cei as f64 - expect).abs() < 1e-3);
+        let all = w.minutes.last().unwrap();
+        assert_eq!(all.cei, g.cei);
+        assert!(all.poor);
+        assert_eq!(all.worst_server.as_deref(), Some("192.0.2.0/24|game"));
+        assert_eq!(g.worst_server.as_deref(), Some("192.0.2.0/24|game"));
+        let vrow = w.minutes.iter().find(|m| m.category == "video").unwrap();
+        assert_eq!(vrow.cei, 100.0);
+        assert_eq!(vrow.worst_server, None);
+        // Server observations: the game server is poor, the video server is not.
+        let srv: Vec<(&str, bool)> = w
+            .elements
+            .iter()
+            .filter(|e| e.level == Level::Server)
+            .map(|e| (e.element_id.as_str(), e.poor))
+            .collect();
+        assert_eq!(
+            srv,
+            [
+                ("192.0.2.0/24|game", true),
+                ("203.0.113.0/24|youtube", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn unrated_user_and_voice_rtp() {
+        let cfg = CeiConfig::default();
+        // DNS-only minute: nothing measured → unrated, CEI 100, no element observations.
+        let mut s = vec![UserSlice {
+            l4: 17,
+            bytes_down: 100,
+            ..base(1, Category::Other, "8.8.8.0/24")
+        }];
+        let w = user_window(&cfg, 60, &mut s);
+        assert_eq!(w.minutes.len(), 2);
+        assert_eq!(w.minutes[1].cei, 100.0);
+        assert!(w.elements.is_empty());
+        // RTP voice with 2 % loss and 20 ms handshake-less path: MOS 3.23 (issue 6).
+        let mut s = vec![UserSlice {
+            l4: 17,
+            rtp: (1000, 20),
+            jitter_ms: Some(0.0),
+            active_ns: [60_000_000_000, 60_000_000_000],
+            ..base(1, Category::Voice, "192.0.2.0/24|voip")
+        }];
+        let w = user_window(&cfg, 60, &mut s);
+        assert!(
+            (w.minutes[0].mos - 3.2316).abs() < 1e-3,
+            "{}",
+            w.minutes[0].mos
+        );
+        assert_eq!(w.minutes[0].loss_pct, Some(2.0));
+        assert_eq!(w.minutes[0].active_s, 60.0);
+    }
+
+    #[test]
+    fn order_independent() {
+        let cfg = CeiConfig::default();
+        let mut a = vec![
+            web(1, 1000.0),
+            web(2, 3000.0),
+            video(3, 1.0, 30.0),
+            video(4, 7.0, 10.0),
+        ];
+        let mut b = a.clone();
+        b.reverse();
+        assert_eq!(user_window(&cfg, 60, &mut a), user_window(&cfg, 60, &mut b));
+    }
+
+    #[test]
+    fn element_rollup() {
+        let obs: Vec<ElementObs> = (0..10u64)
+            .map(|i| ElementObs {
+                window_start_s: W,
+                level: Level::Access,
+                element_id: "olt1".into(),
+                user: i,
+                cei: 10.0 * i as f32,
+                poor: (10.0 * i as f64) < 60.0,
+                bytes_down: 1000,
+                rtt_client_ms: Some(i as f32),
+                rtt_server_ms: (i % 2 == 0).then_some(20.0),
+                retrans_rate: Some(0.01),
+            })
+            .collect();
+        let mut rev = obs.clone();
+        rev.reverse();
+        let e = element_minute(W, Level::Access, "olt1", &obs);
+        assert_eq!(e, element_minute(W, Level::Access, "olt1", &rev));
+        assert_eq!(e.level, "access");
+        assert_eq!((e.users, e.poor_users), (10, 6));
+        assert!((e.poor_share - 0.6).abs() < 1e-6);
+        assert_eq!(e.cei_mean, 45.0);
+        assert_eq!(e.cei_p10, 0.0);
+        assert_eq!(e.bytes_down, 10_000);
+        assert_eq!(e.rtt_client_ms_median, Some(4.5));
+        assert_eq!(e.rtt_server_ms_median, Some(20.0));
+        assert!((e.retrans_rate.unwrap() - 0.01).abs() < 1e-6);
+        let mut v = vec![5.0f32, 1.0, 3.0];
+        assert_eq!(percentile(&mut v, 10.0), Some(1.0));
+        assert_eq!(percentile(&mut v, 50.0), Some(3.0));
+        assert_eq!(median(&mut []), None);
+    }
+}

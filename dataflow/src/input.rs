@@ -1,0 +1,306 @@
+//! The dataflow's input record, [`UserSlice`]: a [`FlowSlice`] pseudonymised and placed in
+//! the topology at the ingest boundary (SPEC §1: the raw client IP never enters the
+//! dataflow, so it is never exchanged between workers or processes).
+//!
+//! [`Enricher`] does the conversion with per-address caches (HMAC and topology lookups are
+//! done once per client address, server prefixes once per server address).
+
+use crate::pseudo::{key_hex, Pseudonymizer};
+use crate::rows::FlowRow;
+use crate::topology::Topology;
+use cemflow_ingest::catalog::Category;
+use cemflow_ingest::decode::TunnelKind;
+use cemflow_ingest::flow::{FlowEnd, FlowSlice, FlowSummary};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// One flow's activity in one window, keyed by the user's pseudonym.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserSlice {
+    /// Window start, epoch seconds.
+    pub window_start_s: i64,
+    /// User pseudonym (64-bit form of `user_key`).
+    pub user: u64,
+    /// Flow id (for per-flow evidence).
+    pub flow_id: u64,
+    /// Access element of the user.
+    pub access_element: String,
+    /// Core element of the user.
+    pub core_element: String,
+    /// Subscriber plan, Mbit/s, when the topology gives it.
+    pub plan_mbps: Option<f32>,
+    /// Server element: server prefix, `|app` appended when the catalog named the app.
+    pub server: String,
+    /// Service category.
+    pub category: Category,
+    /// Bitrate the application needs, Mbit/s (catalog).
+    pub required_mbps: Option<f32>,
+    /// IP protocol.
+    pub l4: u8,
+    /// Server → client IP bytes.
+    pub bytes_down: u64,
+    /// Client → server IP bytes.
+    pub bytes_up: u64,
+    /// Server → client payload bytes.
+    pub payload_down: u64,
+    /// Time with data in flight per direction `[up, down]`, ns.
+    pub active_ns: [u64; 2],
+    /// Client-leg RTT: sum of samples (ms) and sample count (a handshake-only measurement
+    /// counts as one sample).
+    pub rtt_client: (f32, u32),
+    /// Server-leg RTT: sum (ms) and count.
+    pub rtt_server: (f32, u32),
+    /// TCP data segments, both directions.
+    pub data_segments: u32,
+    /// TCP retransmissions, both directions.
+    pub retransmissions: u32,
+    /// TCP segments lost upstream + downstream of the probe, both directions.
+    pub lost_segments: u32,
+    /// RTP packets expected and lost.
+    pub rtp: (u32, u32),
+    /// RTP jitter, ms.
+    pub jitter_ms: Option<f32>,
+    /// Web transaction time (TCP + TLS handshake + TTFB, whichever measured), ms.
+    pub txn_ms: Option<f32>,
+    /// HTTP time to first byte, ms.
+    pub ttfb_ms: Option<f32>,
+}
+
+/// Pseudonymises and places flows (one per reading worker).
+#[derive(Debug)]
+pub struct Enricher {
+    pseudo: Pseudonymizer,
+    topology: Arc<Topology>,
+    clients: HashMap<IpAddr, Arc<Placed>>,
+    servers: HashMap<IpAddr, Arc<str>>,
+    cache_cap: usize,
+}
+
+/// A client address resolved once.
+#[derive(Debug)]
+struct Placed {
+    user: u64,
+    access: String,
+    core: String,
+    plan: Option<f32>,
+}
+
+impl Enricher {
+    /// An enricher with caches bounded to 1 M addresses each (cleared when full).
+    pub fn new(pseudo: Pseudonymizer, topology: Arc<Topology>) -> Enricher {
+        Enricher {
+            pseudo,
+            topology,
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            cache_cap: 1 << 20,
+        }
+    }
+
+    /// The topology in use.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The pseudonymizer in use.
+    pub fn pseudonymizer(&self) -> &Pseudonymizer {
+        &self.pseudo
+    }
+
+    fn placed(&mut self, ip: IpAddr) -> Arc<Placed> {
+        if let Some(p) = self.clients.get(&ip) {
+            return Arc::clone(p);
+        }
+        if self.clients.len() >= self.cache_cap {
+            self.clients.clear();
+        }
+        let pl = self.topology.place(ip);
+        let p = Arc::new(Placed {
+            user: self.pseudo.user_key_u64(&pl.subscriber_id),
+            access: pl.access_element,
+            core: pl.core_element,
+            plan: pl.plan_mbps.map(|v| v as f32),
+        });
+        self.clients.insert(ip, Arc::clone(&p));
+        p
+    }
+
+    fn server_prefix(&mut self, ip: IpAddr) -> Arc<str> {
+        if let Some(p) = self.servers.get(&ip) {
+            return Arc::clone(p);
+        }
+        if self.servers.len() >= self.cache_cap {
+            self.servers.clear();
+        }
+        let p: Arc<str> = self.topology.server_prefix(ip).into();
+        self.servers.insert(ip, Arc::clone(&p));
+        p
+    }
+
+    /// Converts a flow slice; `None` for flows that are not user traffic (the outer flow
+    /// of a tunnel: its inner flows carry the users).
+    pub fn slice(&mut self, s: &FlowSlice) -> Option<UserSlice> {
+        let m = &s.meta;
+        if m.carrier_of != TunnelKind::None {
+            return None;
+        }
+        let p = self.placed(m.client_ip);
+        let prefix = self.server_prefix(m.server_ip);
+        let server = match s.class.app.as_deref() {
+            Some(app) => format!("{prefix}|{app}"),
+            None => prefix.to_string(),
+        };
+        let k = &s.kpi;
+        let leg = |sum: f32, n: u32, hs: Option<f32>| match (n, hs) {
+            (0, Some(h)) => (h, 1),
+            _ => (sum, n),
+        };
+        Some(UserSlice {
+            window_start_s: (s.window_start_ns / 1_000_000_000) as i64,
+            user: p.user,
+            flow_id: m.flow_id,
+            access_element: p.access.clone(),
+            core_element: p.core.clone(),
+            plan_mbps: p.plan,
+            server,
+            category: s.class.category,
+            required_mbps: s.class.required_mbps.map(|v| v as f32),
+            l4: m.l4,
+            bytes_down: s.s2c.ip_bytes,
+            bytes_up: s.c2s.ip_bytes,
+            payload_down: s.s2c.payload_bytes,
+            active_ns: k.active_ns,
+            rtt_client: leg(
+                k.rtt_client_sum_ms,
+                k.rtt_client_samples,
+                k.hs_rtt_client_ms,
+            ),
+            rtt_server: leg(
+                k.rtt_server_sum_ms,
+                k.rtt_server_samples,
+                k.hs_rtt_server_ms,
+            ),
+            data_segments: k.data_segments[0].saturating_add(k.data_segments[1]),
+            retransmissions: k.retransmissions[0].saturating_add(k.retransmissions[1]),
+            lost_segments: k
+                .loss_upstream
+                .iter()
+                .chain(&k.loss_downstream)
+                .fold(0u32, |a, &b| a.saturating_add(b)),
+            rtp: (k.rtp_expected, k.rtp_lost),
+            jitter_ms: k.rtp_jitter_ms,
+            txn_ms: k.transaction_ms(),
+            ttfb_ms: k.http_ttfb_ms,
+        })
+    }
+
+    /// The lake `flows` row of a finished flow; `None` for tunnel carrier flows is *not*
+    /// applied here (transport flows are kept in `flows`, keyed by their client's pseudonym).
+    pub fn flow_row(&mut self, e: &FlowEnd) -> FlowRow {
+        let p = self.placed(e.meta.client_ip);
+        FlowRow::from_summary(
+            FlowSummary::from_end(e),
+            key_hex(p.user),
+            p.access.clone(),
+            p.core.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::PlacementConfig;
+    use cemflow_ingest::flow::{DirCounters, FlowClass, FlowMeta};
+    use cemflow_ingest::kpi::SliceKpi;
+
+    fn slice(client: &str, carrier_of: TunnelKind) -> FlowSlice {
+        FlowSlice {
+            meta: FlowMeta {
+                flow_id: 7,
+                l4: 6,
+                client_ip: client.parse().unwrap(),
+                client_port: 40000,
+                server_ip: "203.0.113.9".parse().unwrap(),
+                server_port: 443,
+                vlan: None,
+                tunnel: TunnelKind::None,
+                tunnel_id: 0,
+                carrier_of,
+            },
+            window_start_ns: 1_700_000_040_000_000_000,
+            c2s: DirCounters {
+                pkts: 10,
+                frame_bytes: 1000,
+                ip_bytes: 860,
+                payload_bytes: 400,
+            },
+            s2c: DirCounters {
+                pkts: 20,
+                frame_bytes: 30000,
+                ip_bytes: 29000,
+                payload_bytes: 28000,
+            },
+            l7_proto: Some("TLS"),
+            class: FlowClass {
+                app: Some("youtube".into()),
+                category: Category::Video,
+                required_mbps: Some(8.0),
+            },
+            kpi: SliceKpi {
+                hs_rtt_client_ms: Some(12.0),
+                rtt_server_sum_ms: 90.0,
+                rtt_server_samples: 3,
+                tls_handshake_ms: Some(40.0),
+                data_segments: [5, 20],
+                retransmissions: [0, 2],
+                loss_upstream: [0, 1],
+                active_ns: [1_000, 2_000_000_000],
+                ..SliceKpi::default()
+            },
+        }
+    }
+
+    #[test]
+    fn pseudonymised_and_placed() {
+        let topo = Topology::parse(
+            "t",
+            "10.0.0.0/24,home-1,olt1,bng1,,100\n",
+            PlacementConfig::default(),
+        )
+        .unwrap();
+        let p = Pseudonymizer::new(b"k").unwrap();
+        let mut e = Enricher::new(p.clone(), Arc::new(topo));
+        let u = e.slice(&slice("10.0.0.5", TunnelKind::None)).unwrap();
+        assert_eq!(u.user, p.user_key_u64("home-1"));
+        assert_eq!(
+            (u.access_element.as_str(), u.core_element.as_str()),
+            ("olt1", "bng1")
+        );
+        assert_eq!(u.plan_mbps, Some(100.0));
+        assert_eq!(u.server, "203.0.113.0/24|youtube");
+        assert_eq!(u.window_start_s, 1_700_000_040);
+        assert_eq!(u.rtt_client, (12.0, 1));
+        assert_eq!(u.rtt_server, (90.0, 3));
+        assert_eq!(u.txn_ms, Some(52.0));
+        assert_eq!(
+            (u.data_segments, u.retransmissions, u.lost_segments),
+            (25, 2, 1)
+        );
+        assert_eq!(
+            (u.bytes_down, u.bytes_up, u.payload_down),
+            (29000, 860, 28000)
+        );
+        assert_eq!(u.required_mbps, Some(8.0));
+        // No raw address anywhere in the record.
+        assert!(!format!("{u:?}").contains("10.0.0.5"));
+        // Default placement; carrier flows are not users.
+        let u = e.slice(&slice("192.168.1.20", TunnelKind::None)).unwrap();
+        assert_eq!(u.user, p.user_key_u64("192.168.1.20"));
+        assert_eq!(u.access_element, "192.168.1.0/24");
+        assert_eq!(u.core_element, "core0");
+        assert!(e.slice(&slice("192.168.1.20", TunnelKind::Gtpu)).is_none());
+    }
+}

@@ -1,0 +1,1188 @@
+//! Complaint demarcation (SPEC §7): where is this user's fault?
+//!
+//! For user `u` and window `W = [at − window, at]` (default the 30 minutes before the
+//! complaint), over the lake's `user_minute` and `element_minute` rows:
+//!
+//! 0. `P` = the minutes of `W` in which `u`'s overall (`all`) CEI is below
+//!    [`DemarcationConfig::poor_cei`]. Every element statistic below is computed over `P`
+//!    (the moments of `u`'s degradation), so a short fault is not diluted by the healthy
+//!    rest of the window. `u`'s access/core elements are the most frequent ones of its rows.
+//!    For an element and the minutes of `P`, `n` = mean users per minute, the poor rate =
+//!    Σ poor user-minutes / Σ user-minutes, and its Wilson lower bound is computed on
+//!    `(rate·n, n)`; `k` = distinct poor users over `P`.
+//! 1. `P` empty → `no_fault_found`.
+//! 2. `server`: `S` = the server prefix most of `u`'s poor rows name as `worst_server`;
+//!    concentration (share of `u`'s poor category rows on `S`) ≥ 0.6; among `S`'s users
+//!    (`element_minute`, level `server`) `n ≥ 10`, `k ≥ 3`, lower bound ≥ 0.3; poor users on
+//!    `S` span ≥ 3 access elements; `u`'s rows on other servers mostly fine (≥ 50 %).
+//! 3. `core`: under `u`'s core: lower bound ≥ 0.3, `k ≥ 3`, poor users span ≥ 3 access
+//!    elements (or all of the core's access elements when it has fewer, at least 2) and
+//!    ≥ 3 server prefixes.
+//! 4. `access`: under `u`'s access element `n ≥ 5`, `k ≥ 3`, lower bound ≥ 0.25, poor rate
+//!    ≥ 2× the other access elements' (siblings under the same core, else all others), poor
+//!    rows across ≥ 2 services (categories or server prefixes); anomalies of the element
+//!    in `W` corroborate (confidence).
+//! 5. `home`: peers (the access element's other users) have lower bound < 0.25 and `u`'s
+//!    client-leg RTT or loss is elevated against the peers' medians.
+//! 6. otherwise `inconclusive`.
+//!
+//! The evidence object carries the numbers of every step evaluated.
+
+use crate::error::{QueryError, Result};
+use crate::session::QuerySession;
+use crate::udf::wilson_lower;
+use crate::users::UserResolver;
+use crate::util::{col_f64, col_str, col_ts_s, lit, parse_time, rfc3339, window_predicate};
+use cemflow_lakehouse::{DemarcationRow, Lake, Table};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Every threshold of the demarcation ladder (`[demarcation]` in `cemflow.toml`).
+/// Defaults are SPEC §7's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemarcationConfig {
+    /// Window before the complaint. Seconds.
+    pub window_s: i64,
+    /// Length of one lake window (minute). Seconds.
+    pub minute_s: i64,
+    /// A minute is poor when its CEI is below this.
+    pub poor_cei: f64,
+    /// z of the Wilson interval (1.96 = 95 %).
+    pub z: f64,
+    /// Server: least share of `u`'s poor category rows naming the server.
+    pub server_min_concentration: f64,
+    /// Server: least users (mean per minute).
+    pub server_min_users: f64,
+    /// Server: least distinct poor users.
+    pub server_min_poor: usize,
+    /// Server: least Wilson lower bound of the poor rate.
+    pub server_min_lower: f64,
+    /// Server: least distinct access elements of its poor users.
+    pub server_min_access_span: usize,
+    /// Server: least share of `u`'s rows on other servers that are fine.
+    pub server_other_fine_share: f64,
+    /// Core: least distinct access elements of its poor users.
+    pub core_min_access_span: usize,
+    /// Core: least distinct server prefixes of its poor users.
+    pub core_min_server_span: usize,
+    /// Core: least Wilson lower bound.
+    pub core_min_lower: f64,
+    /// Core: least distinct poor users.
+    pub core_min_poor: usize,
+    /// Access: least users (mean per minute).
+    pub access_min_users: f64,
+    /// Access: least distinct poor users.
+    pub access_min_poor: usize,
+    /// Access: least Wilson lower bound.
+    pub access_min_lower: f64,
+    /// Access: least ratio of its poor rate to the other access elements'.
+    pub access_rate_ratio: f64,
+    /// Access: least number of services (categories or server prefixes) of its poor rows.
+    pub access_min_services: usize,
+    /// Home: the peers' lower bound must be below this.
+    pub home_peer_max_lower: f64,
+    /// Home: client-leg RTT elevated when ≥ this × the peers' median …
+    pub home_rtt_ratio: f64,
+    /// … and at least this much above it. ms.
+    pub home_rtt_min_delta_ms: f64,
+    /// Home without peer RTT: client-leg RTT elevated above this. ms.
+    pub home_rtt_abs_ms: f64,
+    /// Home: loss elevated when ≥ this × the peers' median …
+    pub home_loss_ratio: f64,
+    /// … and at least this much above it. Percentage points.
+    pub home_loss_min_delta_pct: f64,
+}
+
+impl Default for DemarcationConfig {
+    fn default() -> Self {
+        DemarcationConfig {
+            window_s: 30 * 60,
+            minute_s: 60,
+            poor_cei: 60.0,
+            z: crate::udf::DEFAULT_Z,
+            server_min_concentration: 0.6,
+            server_min_users: 10.0,
+            server_min_poor: 3,
+            server_min_lower: 0.3,
+            server_min_access_span: 3,
+            server_other_fine_share: 0.5,
+            core_min_access_span: 3,
+            core_min_server_span: 3,
+            core_min_lower: 0.3,
+            core_min_poor: 3,
+            access_min_users: 5.0,
+            access_min_poor: 3,
+            access_min_lower: 0.25,
+            access_rate_ratio: 2.0,
+            access_min_services: 2,
+            home_peer_max_lower: 0.25,
+            home_rtt_ratio: 1.5,
+            home_rtt_min_delta_ms: 20.0,
+            home_rtt_abs_ms: 100.0,
+            home_loss_ratio: 2.0,
+            home_loss_min_delta_pct: 1.0,
+        }
+    }
+}
+
+/// A demarcation verdict (SPEC §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The user had no poor minute in the window.
+    NoFaultFound,
+    /// The user's home: CPE, Wi-Fi, terminal.
+    Home,
+    /// The user's access element.
+    Access,
+    /// The user's core element.
+    Core,
+    /// A content server prefix / service.
+    Server,
+    /// Poor, but no level explains it.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The verdict's name as in SPEC §11.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NoFaultFound => "no_fault_found",
+            Verdict::Home => "home",
+            Verdict::Access => "access",
+            Verdict::Core => "core",
+            Verdict::Server => "server",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One question: demarcate `user_key` for a complaint at `at_s`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DemarcationRequest {
+    /// Complaint id (`None` for an ad-hoc `--user` question).
+    pub complaint_id: Option<String>,
+    /// The user as the caller gave it (raw id or pseudonym).
+    pub user: String,
+    /// The user's pseudonym.
+    pub user_key: String,
+    /// Complaint time, epoch seconds.
+    pub at_s: i64,
+    /// Window override, seconds (else [`DemarcationConfig::window_s`]).
+    pub window_s: Option<i64>,
+    /// Home id to report as the element of a `home` verdict (the topology's `home_id`,
+    /// [`UserResolver::home_id`]); else the pseudonym is reported.
+    pub home: Option<String>,
+}
+
+/// One verdict row: exactly the SPEC §11 `demarcate` fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Demarcation {
+    /// Complaint id (null for `--user`).
+    pub complaint_id: Option<String>,
+    /// The user as given.
+    pub user: String,
+    /// Pseudonym.
+    pub user_key: String,
+    /// Window start, RFC 3339 UTC.
+    pub window_start: String,
+    /// Window end, RFC 3339 UTC.
+    pub window_end: String,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Element id, server prefix or home id; null when none.
+    pub element: Option<String>,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// The numbers that decided the verdict.
+    pub evidence: Value,
+}
+
+/// The pure result of the ladder (no identity fields).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Element (access/core id, server prefix, home id).
+    pub element: Option<String>,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+    /// Evidence object.
+    pub evidence: Value,
+}
+
+/// One `user_minute` row, as the ladder reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct URow {
+    /// Window start, epoch s.
+    pub ws: i64,
+    /// Pseudonym.
+    pub user_key: String,
+    /// Category (`all` for the overall row).
+    pub category: String,
+    /// Access element.
+    pub access: String,
+    /// Core element.
+    pub core: String,
+    /// CEI.
+    pub cei: f64,
+    /// Client-leg RTT, ms.
+    pub rtt_client: Option<f64>,
+    /// Server-leg RTT, ms.
+    pub rtt_server: Option<f64>,
+    /// Loss, percent.
+    pub loss_pct: Option<f64>,
+    /// Retransmission rate, fraction.
+    pub retrans: Option<f64>,
+    /// Worst server prefix.
+    pub worst_server: Option<String>,
+}
+
+/// One `element_minute` row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ERow {
+    /// Window start, epoch s.
+    pub ws: i64,
+    /// `access`, `core` or `server`.
+    pub level: String,
+    /// Element id (`prefix|service` for servers).
+    pub element_id: String,
+    /// Users.
+    pub users: f64,
+    /// Poor users.
+    pub poor_users: f64,
+    /// Median server-leg RTT, ms.
+    pub rtt_server: Option<f64>,
+}
+
+/// The rows the ladder needs for one or many users, indexed.
+#[derive(Clone, Debug, Default)]
+pub struct WindowData {
+    rows: Vec<URow>,
+    elems: Vec<ERow>,
+    /// `(window start, entity id)` of anomalous element rows.
+    anomalies: Vec<(i64, String)>,
+    /// `user_key → home id` to report for a home verdict (from the caller's topology).
+    homes: HashMap<String, String>,
+    by_user: HashMap<String, Vec<usize>>,
+    by_access: HashMap<String, Vec<usize>>,
+    by_core: HashMap<String, Vec<usize>>,
+    by_server: HashMap<String, Vec<usize>>,
+}
+
+/// The server prefix of an `element_minute` server id (`prefix|service` → `prefix`).
+fn server_prefix(id: &str) -> &str {
+    id.split('|').next().unwrap_or(id)
+}
+
+impl WindowData {
+    /// Builds the indexes over in-memory rows (tests, generators).
+    pub fn new(
+        rows: Vec<URow>,
+        elems: Vec<ERow>,
+        anomalies: Vec<(i64, String)>,
+        homes: HashMap<String, String>,
+    ) -> WindowData {
+        let mut d = WindowData {
+            rows,
+            elems,
+            anomalies,
+            homes,
+            ..WindowData::default()
+        };
+        d.reindex();
+        d
+    }
+
+    fn reindex(&mut self) {
+        self.by_user.clear();
+        self.by_access.clear();
+        self.by_core.clear();
+        self.by_server.clear();
+        for (i, r) in self.rows.iter().enumerate() {
+            self.by_user.entry(r.user_key.clone()).or_default().push(i);
+            self.by_access.entry(r.access.clone()).or_default().push(i);
+            self.by_core.entry(r.core.clone()).or_default().push(i);
+            if let Some(s) = &r.worst_server {
+                self.by_server.entry(s.clone()).or_default().push(i);
+            }
+        }
+    }
+
+    fn idx<'a>(
+        &'a self,
+        m: &'a HashMap<String, Vec<usize>>,
+        k: &str,
+    ) -> impl Iterator<Item = &'a URow> + 'a {
+        m.get(k)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .map(move |&i| &self.rows[i])
+    }
+
+    /// Number of `user_minute` rows held.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+const U_COLS: &str = "window_start, user_key, category, access_element, core_element, cei, \
+                      rtt_client_ms, rtt_server_ms, loss_pct, retrans_rate, worst_server";
+
+async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
+    let sql = format!("SELECT {U_COLS} FROM user_minute WHERE {pred}");
+    let mut out = Vec::new();
+    for b in s.sql(&sql).await? {
+        let ws = col_ts_s(&b, "window_start")?;
+        let uk = col_str(&b, "user_key")?;
+        let cat = col_str(&b, "category")?;
+        let acc = col_str(&b, "access_element")?;
+        let core = col_str(&b, "core_element")?;
+        let cei = col_f64(&b, "cei")?;
+        let rc = col_f64(&b, "rtt_client_ms")?;
+        let rs = col_f64(&b, "rtt_server_ms")?;
+        let loss = col_f64(&b, "loss_pct")?;
+        let rt = col_f64(&b, "retrans_rate")?;
+        let wsv = col_str(&b, "worst_server")?;
+        for i in 0..b.num_rows() {
+            let (Some(w), Some(u), Some(c)) = (ws[i], uk[i].clone(), cei[i]) else {
+                continue;
+            };
+            out.push(URow {
+                ws: w,
+                user_key: u,
+                category: cat[i].clone().unwrap_or_default(),
+                access: acc[i].clone().unwrap_or_default(),
+                core: core[i].clone().unwrap_or_default(),
+                cei: c,
+                rtt_client: rc[i],
+                rtt_server: rs[i],
+                loss_pct: loss[i],
+                retrans: rt[i],
+                worst_server: wsv[i].clone().filter(|s| !s.is_empty()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn load_erows(s: &QuerySession, pred: &str) -> Result<Vec<ERow>> {
+    if !s.has_table(Table::ElementMinute) {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT window_start, level, element_id, users, poor_users, rtt_server_ms_median \
+         FROM element_minute WHERE {pred}"
+    );
+    let mut out = Vec::new();
+    for b in s.sql(&sql).await? {
+        let ws = col_ts_s(&b, "window_start")?;
+        let lv = col_str(&b, "level")?;
+        let id = col_str(&b, "element_id")?;
+        let us = col_f64(&b, "users")?;
+        let pu = col_f64(&b, "poor_users")?;
+        let rs = col_f64(&b, "rtt_server_ms_median")?;
+        for i in 0..b.num_rows() {
+            let (Some(w), Some(l), Some(e)) = (ws[i], lv[i].clone(), id[i].clone()) else {
+                continue;
+            };
+            out.push(ERow {
+                ws: w,
+                level: l,
+                element_id: e,
+                users: us[i].unwrap_or(0.0),
+                poor_users: pu[i].unwrap_or(0.0),
+                rtt_server: rs[i],
+            });
+        }
+    }
+    Ok(out)
+}
+
+async fn load_anomalies(s: &QuerySession, pred: &str) -> Result<Vec<(i64, String)>> {
+    if !s.has_table(Table::Anomalies) {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT window_start, entity_id FROM anomalies WHERE {pred} AND anomalous \
+         AND entity_kind = 'element'"
+    );
+    let mut out = Vec::new();
+    for b in s.sql(&sql).await? {
+        let ws = col_ts_s(&b, "window_start")?;
+        let id = col_str(&b, "entity_id")?;
+        for i in 0..b.num_rows() {
+            if let (Some(w), Some(e)) = (ws[i], id[i].clone()) {
+                out.push((w, e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Window `[at − window, at]` of a request.
+fn window_of(req: &DemarcationRequest, cfg: &DemarcationConfig) -> (i64, i64) {
+    let w = req.window_s.unwrap_or(cfg.window_s).max(1);
+    (req.at_s - w, req.at_s)
+}
+
+/// Loads what the ladder needs for one user: the user's rows in the window, then (over the
+/// span of its poor minutes) the rows of its access and core elements and of its poor
+/// rows' servers, the element rows, anomalies and its home id.
+pub async fn load_for_user(
+    s: &QuerySession,
+    user_key: &str,
+    from_s: i64,
+    to_s: i64,
+    cfg: &DemarcationConfig,
+) -> Result<WindowData> {
+    s.require(Table::UserMinute)?;
+    let pred = window_predicate(from_s, to_s);
+    let mine = load_urows(s, &format!("{pred} AND user_key = {}", lit(user_key))).await?;
+    let poor: Vec<&URow> = mine
+        .iter()
+        .filter(|r| r.category == "all" && r.cei < cfg.poor_cei)
+        .collect();
+    if poor.is_empty() {
+        return Ok(WindowData::new(
+            mine,
+            Vec::new(),
+            Vec::new(),
+            HashMap::new(),
+        ));
+    }
+    let (p0, p1) = poor
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r.ws), b.max(r.ws)));
+    let accs: BTreeSet<&str> = poor.iter().map(|r| r.access.as_str()).collect();
+    let cores: BTreeSet<&str> = poor.iter().map(|r| r.core.as_str()).collect();
+    let servers: BTreeSet<&str> = mine
+        .iter()
+        .filter(|r| r.ws >= p0 && r.ws <= p1)
+        .filter_map(|r| r.worst_server.as_deref())
+        .collect();
+    let list = |set: &BTreeSet<&str>| set.iter().map(|v| lit(v)).collect::<Vec<_>>().join(",");
+    let mut ors = vec![
+        format!("access_element IN ({})", list(&accs)),
+        format!("core_element IN ({})", list(&cores)),
+    ];
+    if !servers.is_empty() {
+        ors.push(format!("worst_server IN ({})", list(&servers)));
+    }
+    let ppred = window_predicate(p0, p1);
+    let mut rows = load_urows(
+        s,
+        &format!(
+            "{ppred} AND user_key <> {} AND ({})",
+            lit(user_key),
+            ors.join(" OR ")
+        ),
+    )
+    .await?;
+    rows.extend(mine);
+    let elems = load_erows(s, &format!("{ppred} AND level IN ('access', 'server')")).await?;
+    let anomalies = load_anomalies(s, &pred).await?;
+    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
+}
+
+/// Loads every row of `[from_s, to_s]` (for demarcating many users at one time: the
+/// poor-user list).
+pub async fn load_window(s: &QuerySession, from_s: i64, to_s: i64) -> Result<WindowData> {
+    s.require(Table::UserMinute)?;
+    let pred = window_predicate(from_s, to_s);
+    let rows = load_urows(s, &pred).await?;
+    let elems = load_erows(s, &format!("{pred} AND level IN ('access', 'server')")).await?;
+    let anomalies = load_anomalies(s, &pred).await?;
+    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
+}
+
+/// Sets the home id shown for `user_key`'s home verdicts (from the topology; the lake
+/// never stores home ids).
+pub fn set_home(data: &mut WindowData, user_key: &str, home: &str) {
+    data.homes.insert(user_key.to_string(), home.to_string());
+}
+
+fn mode<'a>(it: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut m: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in it {
+        *m.entry(v).or_default() += 1;
+    }
+    m.into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k.to_string())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn r3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn opt3(v: Option<f64>) -> Value {
+    v.map(|x| json!(r3(x))).unwrap_or(Value::Null)
+}
+
+/// Population statistics of a group of overall rows over the minutes of `P`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pop {
+    /// Mean users per minute.
+    n: f64,
+    /// Σ poor user-minutes / Σ user-minutes.
+    rate: f64,
+    /// Distinct poor users.
+    k: usize,
+    /// Wilson lower bound on `(rate·n, n)`.
+    lower: f64,
+}
+
+fn pop<'a>(
+    rows: impl Iterator<Item = &'a URow>,
+    p: &BTreeSet<i64>,
+    cfg: &DemarcationConfig,
+) -> Pop {
+    let mut minutes: BTreeSet<i64> = BTreeSet::new();
+    let (mut total, mut poor) = (0usize, 0usize);
+    let mut poor_users: BTreeSet<&str> = BTreeSet::new();
+    for r in rows {
+        if r.category != "all" || !p.contains(&r.ws) {
+            continue;
+        }
+        minutes.insert(r.ws);
+        total += 1;
+        if r.cei < cfg.poor_cei {
+            poor += 1;
+            poor_users.insert(&r.user_key);
+        }
+    }
+    if total == 0 {
+        return Pop::default();
+    }
+    let n = total as f64 / minutes.len().max(1) as f64;
+    let rate = poor as f64 / total as f64;
+    Pop {
+        n,
+        rate,
+        k: poor_users.len(),
+        lower: wilson_lower(rate * n, n, cfg.z).unwrap_or(0.0),
+    }
+}
+
+fn pop_json(p: &Pop) -> Value {
+    json!({"n": r3(p.n), "k": p.k, "poor_rate": r3(p.rate), "lower": r3(p.lower)})
+}
+
+fn margin(v: f64, t: f64) -> f64 {
+    if t >= 1.0 {
+        return 0.0;
+    }
+    ((v - t) / (1.0 - t)).clamp(0.0, 1.0)
+}
+
+/// Runs the ladder for `user_key` over `[from_s, to_s]` on loaded rows.
+pub fn evaluate(
+    data: &WindowData,
+    user_key: &str,
+    from_s: i64,
+    to_s: i64,
+    cfg: &DemarcationConfig,
+) -> Outcome {
+    let in_w = |r: &&URow| r.ws >= from_s && r.ws <= to_s;
+    let mine: Vec<&URow> = data.idx(&data.by_user, user_key).filter(in_w).collect();
+    let overall: Vec<&URow> = mine
+        .iter()
+        .copied()
+        .filter(|r| r.category == "all")
+        .collect();
+    let p: BTreeSet<i64> = overall
+        .iter()
+        .filter(|r| r.cei < cfg.poor_cei)
+        .map(|r| r.ws)
+        .collect();
+    let seen: BTreeSet<i64> = mine.iter().map(|r| r.ws).collect();
+    let mut ev = Map::new();
+    ev.insert(
+        "window_minutes".into(),
+        json!((to_s - from_s) / cfg.minute_s.max(1)),
+    );
+    ev.insert("user_minutes".into(), json!(seen.len()));
+    ev.insert("poor_minutes".into(), json!(p.len()));
+    if let Some(m) = median(overall.iter().map(|r| r.cei).collect()) {
+        ev.insert("cei_median".into(), json!(r3(m)));
+    }
+    // 1. no poor minute
+    if p.is_empty() {
+        let conf = if seen.is_empty() {
+            ev.insert("note".into(), json!("no data for the user in the window"));
+            0.2
+        } else {
+            0.5 + 0.5 * (seen.len() as f64 / 10.0).min(1.0)
+        };
+        ev.insert("decided_by".into(), json!("no_poor_minute"));
+        return Outcome {
+            verdict: Verdict::NoFaultFound,
+            element: None,
+            confidence: r3(conf),
+            evidence: Value::Object(ev),
+        };
+    }
+    let in_p = |r: &&URow| p.contains(&r.ws);
+    let poor_overall: Vec<&URow> = overall.iter().copied().filter(in_p).collect();
+    let access = mode(poor_overall.iter().map(|r| r.access.as_str())).unwrap_or_default();
+    let core = mode(poor_overall.iter().map(|r| r.core.as_str())).unwrap_or_default();
+    ev.insert("access_element".into(), json!(access));
+    ev.insert("core_element".into(), json!(core));
+
+    // 2. server
+    let mut my_poor: Vec<&URow> = mine
+        .iter()
+        .copied()
+        .filter(in_p)
+        .filter(|r| r.category != "all" && r.cei < cfg.poor_cei)
+        .collect();
+    if my_poor.is_empty() {
+        my_poor = poor_overall.clone();
+    }
+    let server = mode(my_poor.iter().filter_map(|r| r.worst_server.as_deref()));
+    let mut server_ok = false;
+    let mut server_conf = 0.0;
+    if let Some(sv) = &server {
+        let on_s = my_poor
+            .iter()
+            .filter(|r| r.worst_server.as_deref() == Some(sv.as_str()))
+            .count();
+        let concentration = on_s as f64 / my_poor.len() as f64;
+        // S's users per minute of P from element_minute (server level).
+        let mut minutes = BTreeSet::new();
+        let (mut users, mut poor_users) = (0.0, 0.0);
+        let mut services = BTreeSet::new();
+        let mut s_rtt = Vec::new();
+        for e in &data.elems {
+            if e.level == "server" && server_prefix(&e.element_id) == sv && p.contains(&e.ws) {
+                minutes.insert(e.ws);
+                users += e.users;
+                poor_users += e.poor_users;
+                if let Some((_, svc)) = e.element_id.split_once('|') {
+                    services.insert(svc.to_string());
+                }
+                if let Some(r) = e.rtt_server {
+                    s_rtt.push(r);
+                }
+            }
+        }
+        let poor_on_s: Vec<&URow> = data
+            .idx(&data.by_server, sv)
+            .filter(|r| p.contains(&r.ws) && r.cei < cfg.poor_cei)
+            .collect();
+        let k = poor_on_s
+            .iter()
+            .map(|r| r.user_key.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        let span = poor_on_s
+            .iter()
+            .map(|r| r.access.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        let mut n = if minutes.is_empty() {
+            0.0
+        } else {
+            users / minutes.len() as f64
+        };
+        // Element rows missing or stale: at least the poor users seen on S.
+        let rate = if users > 0.0 {
+            (poor_users / users).min(1.0)
+        } else {
+            1.0
+        };
+        if n < 1.0 && k > 0 {
+            n = 0.0;
+        }
+        let lower = wilson_lower(rate * n, n, cfg.z).unwrap_or(0.0);
+        let others: Vec<&URow> = mine
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.category != "all"
+                    && r.worst_server.is_some()
+                    && r.worst_server.as_deref() != Some(sv.as_str())
+            })
+            .collect();
+        let other_fine = if others.is_empty() {
+            1.0
+        } else {
+            others.iter().filter(|r| r.cei >= cfg.poor_cei).count() as f64 / others.len() as f64
+        };
+        let my_srv_rtt = median(my_poor.iter().filter_map(|r| r.rtt_server).collect());
+        let base_srv_rtt = median(
+            mine.iter()
+                .filter(|r| !p.contains(&r.ws))
+                .filter_map(|r| r.rtt_server)
+                .collect(),
+        );
+        let srv_elevated = match (my_srv_rtt, base_srv_rtt) {
+            (Some(a), Some(b)) => a >= 1.5 * b && a - b >= 20.0,
+            _ => false,
+        };
+        server_ok = concentration >= cfg.server_min_concentration
+            && n >= cfg.server_min_users
+            && k >= cfg.server_min_poor
+            && lower >= cfg.server_min_lower
+            && span >= cfg.server_min_access_span
+            && other_fine >= cfg.server_other_fine_share;
+        server_conf = 0.6
+            + 0.25 * margin(lower, cfg.server_min_lower)
+            + 0.1 * margin(concentration, cfg.server_min_concentration)
+            + if srv_elevated { 0.05 } else { 0.0 };
+        ev.insert(
+            "server".into(),
+            json!({
+                "prefix": sv,
+                "services": services,
+                "concentration": r3(concentration),
+                "n": r3(n), "k": k, "poor_rate": r3(rate), "lower": r3(lower),
+                "access_span": span,
+                "other_services_fine": r3(other_fine),
+                "rtt_server_ms": opt3(my_srv_rtt),
+                "rtt_server_ms_baseline": opt3(base_srv_rtt),
+                "server_leg_elevated": srv_elevated,
+                "pass": server_ok,
+            }),
+        );
+    }
+    if server_ok {
+        ev.insert("decided_by".into(), json!("server"));
+        return Outcome {
+            verdict: Verdict::Server,
+            element: server,
+            confidence: r3(server_conf.min(1.0)),
+            evidence: Value::Object(ev),
+        };
+    }
+
+    // 3. core
+    let core_rows: Vec<&URow> = data.idx(&data.by_core, &core).filter(in_p).collect();
+    let core_pop = pop(core_rows.iter().copied(), &p, cfg);
+    let core_access_all: BTreeSet<&str> = core_rows
+        .iter()
+        .filter(|r| r.category == "all")
+        .map(|r| r.access.as_str())
+        .collect();
+    let core_poor: Vec<&&URow> = core_rows.iter().filter(|r| r.cei < cfg.poor_cei).collect();
+    let core_access_span = core_poor
+        .iter()
+        .filter(|r| r.category == "all")
+        .map(|r| r.access.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let core_server_span = core_poor
+        .iter()
+        .filter_map(|r| r.worst_server.as_deref())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let need_access = cfg
+        .core_min_access_span
+        .min(core_access_all.len())
+        .max(2.min(cfg.core_min_access_span));
+    let core_ok = core_pop.lower >= cfg.core_min_lower
+        && core_pop.k >= cfg.core_min_poor
+        && core_access_span >= need_access
+        && core_server_span >= cfg.core_min_server_span;
+    let mut cj = pop_json(&core_pop);
+    if let Value::Object(m) = &mut cj {
+        m.insert("element".into(), json!(core));
+        m.insert("access_elements".into(), json!(core_access_all.len()));
+        m.insert("access_span".into(), json!(core_access_span));
+        m.insert("access_span_needed".into(), json!(need_access));
+        m.insert("server_span".into(), json!(core_server_span));
+        m.insert("pass".into(), json!(core_ok));
+    }
+    ev.insert("core".into(), cj);
+    if core_ok {
+        ev.insert("decided_by".into(), json!("core"));
+        let conf = 0.6
+            + 0.3 * margin(core_pop.lower, cfg.core_min_lower)
+            + if core_access_span >= 2 * need_access {
+                0.1
+            } else {
+                0.0
+            };
+        return Outcome {
+            verdict: Verdict::Core,
+            element: Some(core),
+            confidence: r3(conf.min(1.0)),
+            evidence: Value::Object(ev),
+        };
+    }
+
+    // 4. access
+    let acc_rows: Vec<&URow> = data.idx(&data.by_access, &access).filter(in_p).collect();
+    let acc_pop = pop(acc_rows.iter().copied(), &p, cfg);
+    // Other access elements: siblings under the same core, else element_minute rows.
+    let siblings: Vec<&URow> = core_rows
+        .iter()
+        .copied()
+        .filter(|r| r.category == "all" && r.access != access)
+        .collect();
+    let (other_rate, other_src) = if !siblings.is_empty() {
+        let poor = siblings.iter().filter(|r| r.cei < cfg.poor_cei).count();
+        (poor as f64 / siblings.len() as f64, "siblings_under_core")
+    } else {
+        let (mut u, mut k) = (0.0, 0.0);
+        for e in &data.elems {
+            if e.level == "access" && e.element_id != access && p.contains(&e.ws) {
+                u += e.users;
+                k += e.poor_users;
+            }
+        }
+        if u > 0.0 {
+            (k / u, "other_access_elements")
+        } else {
+            (0.0, "none")
+        }
+    };
+    let acc_poor: Vec<&&URow> = acc_rows.iter().filter(|r| r.cei < cfg.poor_cei).collect();
+    let cats = acc_poor
+        .iter()
+        .filter(|r| r.category != "all")
+        .map(|r| r.category.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let srvs = acc_poor
+        .iter()
+        .filter_map(|r| r.worst_server.as_deref())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let services = cats.max(srvs);
+    let ratio_ok = acc_pop.rate >= cfg.access_rate_ratio * other_rate;
+    let entity = format!("access:{access}");
+    let anomalies = data
+        .anomalies
+        .iter()
+        .filter(|(w, e)| *w >= from_s && *w <= to_s && *e == entity)
+        .count();
+    let access_ok = acc_pop.n >= cfg.access_min_users
+        && acc_pop.k >= cfg.access_min_poor
+        && acc_pop.lower >= cfg.access_min_lower
+        && ratio_ok
+        && services >= cfg.access_min_services;
+    let mut aj = pop_json(&acc_pop);
+    if let Value::Object(m) = &mut aj {
+        m.insert("element".into(), json!(access));
+        m.insert("other_poor_rate".into(), json!(r3(other_rate)));
+        m.insert("other_source".into(), json!(other_src));
+        m.insert("services".into(), json!(services));
+        m.insert("anomalies".into(), json!(anomalies));
+        m.insert("pass".into(), json!(access_ok));
+    }
+    ev.insert("access".into(), aj);
+    if access_ok {
+        ev.insert("decided_by".into(), json!("access"));
+        let conf = 0.55
+            + 0.3 * margin(acc_pop.lower, cfg.access_min_lower)
+            + if anomalies > 0 { 0.15 } else { 0.0 };
+        return Outcome {
+            verdict: Verdict::Access,
+            element: Some(access),
+            confidence: r3(conf.min(1.0)),
+            evidence: Value::Object(ev),
+        };
+    }
+
+    // 5. home
+    let peers: Vec<&URow> = acc_rows
+        .iter()
+        .copied()
+        .filter(|r| r.user_key != user_key)
+        .collect();
+    let peer_pop = pop(peers.iter().copied(), &p, cfg);
+    let peer_all = || peers.iter().filter(|r| r.category == "all");
+    let leg = |rows: &[&URow], f: fn(&URow) -> Option<f64>| -> Option<f64> {
+        median(
+            rows.iter()
+                .filter(|r| r.category == "all")
+                .filter_map(|r| f(r))
+                .collect(),
+        )
+        .or_else(|| median(rows.iter().filter_map(|r| f(r)).collect()))
+    };
+    let my_p: Vec<&URow> = mine.iter().copied().filter(in_p).collect();
+    let loss_of = |r: &URow| r.loss_pct.or(r.retrans.map(|x| x * 100.0));
+    let my_rtt = leg(&my_p, |r| r.rtt_client);
+    let my_loss = leg(&my_p, loss_of);
+    let peer_rows: Vec<&URow> = peer_all().copied().collect();
+    let peer_rtt = leg(&peer_rows, |r| r.rtt_client);
+    let peer_loss = leg(&peer_rows, loss_of);
+    let rtt_elevated = match (my_rtt, peer_rtt) {
+        (Some(a), Some(b)) => a >= cfg.home_rtt_ratio * b && a - b >= cfg.home_rtt_min_delta_ms,
+        (Some(a), None) => a >= cfg.home_rtt_abs_ms,
+        _ => false,
+    };
+    let loss_elevated = match (my_loss, peer_loss) {
+        (Some(a), Some(b)) => a >= cfg.home_loss_ratio * b && a - b >= cfg.home_loss_min_delta_pct,
+        (Some(a), None) => a >= cfg.home_loss_min_delta_pct * 2.0,
+        _ => false,
+    };
+    let peers_fine = peer_pop.lower < cfg.home_peer_max_lower;
+    let home_ok = peers_fine && (rtt_elevated || loss_elevated);
+    let home_id = data.homes.get(user_key).cloned();
+    let mut hj = pop_json(&peer_pop);
+    if let Value::Object(m) = &mut hj {
+        m.insert("rtt_client_ms".into(), opt3(my_rtt));
+        m.insert("peer_rtt_client_ms".into(), opt3(peer_rtt));
+        m.insert("loss_pct".into(), opt3(my_loss));
+        m.insert("peer_loss_pct".into(), opt3(peer_loss));
+        m.insert("rtt_elevated".into(), json!(rtt_elevated));
+        m.insert("loss_elevated".into(), json!(loss_elevated));
+        m.insert("pass".into(), json!(home_ok));
+    }
+    ev.insert("home".into(), hj);
+    if home_ok {
+        ev.insert("decided_by".into(), json!("home"));
+        let conf = 0.6
+            + 0.25 * (1.0 - peer_pop.lower / cfg.home_peer_max_lower.max(1e-9)).clamp(0.0, 1.0)
+            + if rtt_elevated && loss_elevated {
+                0.15
+            } else {
+                0.0
+            };
+        return Outcome {
+            verdict: Verdict::Home,
+            element: Some(home_id.unwrap_or_else(|| user_key.to_string())),
+            confidence: r3(conf.min(1.0)),
+            evidence: Value::Object(ev),
+        };
+    }
+    ev.insert("decided_by".into(), json!("none"));
+    Outcome {
+        verdict: Verdict::Inconclusive,
+        element: None,
+        confidence: 0.3,
+        evidence: Value::Object(ev),
+    }
+}
+
+fn finish(req: &DemarcationRequest, from: i64, to: i64, o: Outcome) -> Demarcation {
+    Demarcation {
+        complaint_id: req.complaint_id.clone(),
+        user: req.user.clone(),
+        user_key: req.user_key.clone(),
+        window_start: rfc3339(from),
+        window_end: rfc3339(to),
+        verdict: o.verdict,
+        element: o.element,
+        confidence: o.confidence,
+        evidence: o.evidence,
+    }
+}
+
+/// Demarcates one request (loading only the rows it needs).
+pub async fn demarcate(
+    s: &QuerySession,
+    req: &DemarcationRequest,
+    cfg: &DemarcationConfig,
+) -> Result<Demarcation> {
+    let (from, to) = window_of(req, cfg);
+    let mut data = load_for_user(s, &req.user_key, from, to, cfg).await?;
+    if let Some(h) = &req.home {
+        set_home(&mut data, &req.user_key, h);
+    }
+    Ok(finish(
+        req,
+        from,
+        to,
+        evaluate(&data, &req.user_key, from, to, cfg),
+    ))
+}
+
+/// Demarcates each request in turn (a complaints batch).
+pub async fn demarcate_many(
+    s: &QuerySession,
+    reqs: &[DemarcationRequest],
+    cfg: &DemarcationConfig,
+) -> Result<Vec<Demarcation>> {
+    let mut out = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        out.push(demarcate(s, r, cfg).await?);
+    }
+    Ok(out)
+}
+
+/// Demarcates many users at one instant on already loaded rows ([`load_window`]).
+pub fn demarcate_loaded(
+    data: &WindowData,
+    reqs: &[DemarcationRequest],
+    cfg: &DemarcationConfig,
+) -> Vec<Demarcation> {
+    let mut data = data.clone();
+    for r in reqs {
+        if let Some(h) = &r.home {
+            set_home(&mut data, &r.user_key, h);
+        }
+    }
+    reqs.iter()
+        .map(|r| {
+            let (from, to) = window_of(r, cfg);
+            finish(r, from, to, evaluate(&data, &r.user_key, from, to, cfg))
+        })
+        .collect()
+}
+
+/// Appends verdicts to the `demarcations` table in one Delta commit (all rows or none).
+/// Returns the new table version (`None` for no rows). Blocking.
+///
+/// Privacy: the raw `user` is not stored, and a `home` verdict stores the pseudonym as
+/// its element (home ids never reach the lake).
+pub fn append_demarcations(lake: &Lake, rows: &[Demarcation]) -> Result<Option<i64>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let mut out = Vec::with_capacity(rows.len());
+    for d in rows {
+        out.push(DemarcationRow {
+            complaint_id: d.complaint_id.clone(),
+            user_key: d.user_key.clone(),
+            window_start_s: parse_time(&d.window_start)?,
+            window_end_s: parse_time(&d.window_end)?,
+            verdict: d.verdict.as_str().to_string(),
+            element: if d.verdict == Verdict::Home {
+                Some(d.user_key.clone())
+            } else {
+                d.element.clone()
+            },
+            confidence: d.confidence,
+            evidence: d.evidence.clone(),
+            evaluated_at_s: now,
+        });
+    }
+    let batch = cemflow_lakehouse::convert::demarcations_batch(&out)?;
+    Ok(lake.append(Table::Demarcations, vec![batch])?)
+}
+
+/// One row of a complaints CSV (`complaint_id,user,reported_at[,service,text]`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Complaint {
+    /// Complaint id.
+    pub complaint_id: String,
+    /// Raw subscriber IP or id (or a pseudonym).
+    pub user: String,
+    /// Reported time, epoch seconds.
+    pub reported_at_s: i64,
+    /// Service named by the customer.
+    pub service: Option<String>,
+    /// Free text.
+    pub text: Option<String>,
+}
+
+/// Reads a complaints CSV. Errors name the file and line.
+pub fn read_complaints(path: &std::path::Path) -> Result<Vec<Complaint>> {
+    let text = std::fs::read_to_string(path).map_err(|source| QueryError::Io {
+        context: format!("reading complaints {}", path.display()),
+        source,
+    })?;
+    parse_complaints(&path.display().to_string(), &text)
+}
+
+/// Parses complaints CSV text (`file` names it in errors).
+pub fn parse_complaints(file: &str, text: &str) -> Result<Vec<Complaint>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| QueryError::Input(format!("{file}: {e}")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(ci), Some(ui), Some(ti)) = (col("complaint_id"), col("user"), col("reported_at"))
+    else {
+        return Err(QueryError::Input(format!(
+            "{file}: header must be `complaint_id,user,reported_at[,service,text]`"
+        )));
+    };
+    let (si, xi) = (col("service"), col("text"));
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| QueryError::Input(format!("{file}:{line}: {e}")))?;
+        let get = |j: usize| rec.get(j).map(str::trim).unwrap_or("");
+        let id = get(ci);
+        let user = get(ui);
+        if id.is_empty() || user.is_empty() {
+            return Err(QueryError::Input(format!(
+                "{file}:{line}: empty complaint_id or user"
+            )));
+        }
+        let at =
+            parse_time(get(ti)).map_err(|e| QueryError::Input(format!("{file}:{line}: {e}")))?;
+        let opt = |j: Option<usize>| j.map(get).filter(|s| !s.is_empty()).map(str::to_string);
+        out.push(Complaint {
+            complaint_id: id.to_string(),
+            user: user.to_string(),
+            reported_at_s: at,
+            service: opt(si),
+            text: opt(xi),
+        });
+    }
+    Ok(out)
+}
+
+/// Requests for complaints, users resolved with `resolver`.
+pub fn requests_for(
+    complaints: &[Complaint],
+    resolver: &UserResolver,
+    window_s: Option<i64>,
+) -> Result<Vec<DemarcationRequest>> {
+    complaints
+        .iter()
+        .map(|c| {
+            Ok(DemarcationRequest {
+                complaint_id: Some(c.complaint_id.clone()),
+                user: c.user.clone(),
+                user_key: resolver.user_key(&c.user)?,
+                at_s: c.reported_at_s,
+                window_s,
+                home: resolver.home_id(&c.user),
+            })
+        })
+        .collect()
+}
+
+/// The latest window start in `user_minute` (epoch s), `None` when empty.
+pub async fn latest_window(s: &QuerySession) -> Result<Option<i64>> {
+    s.require(Table::UserMinute)?;
+    let b = s
+        .sql("SELECT max(window_start) AS w FROM user_minute")
+        .await?;
+    Ok(b.first()
+        .map(|b| col_ts_s(b, "w"))
+        .transpose()?
+        .and_then(|v| v.first().copied().flatten()))
+}
