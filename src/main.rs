@@ -32,6 +32,14 @@ enum Command {
     /// Ingest captures into the lake: flows, per-user and per-element minutes with CEI,
     /// anomalies (timely dataflow, exactly once per source).
     Ingest(commands::ingest::IngestArgs),
+    /// Lake maintenance (info, optimize, vacuum) and dimension loads (topology, complaints).
+    Lake(commands::lake::LakeArgs),
+    /// SQL over the lake: one statement (-e) or an interactive shell.
+    Sql(commands::sql::SqlArgs),
+    /// Users with a poor experience now, with root-cause verdicts.
+    PoorUsers(commands::poor_users::PoorUsersArgs),
+    /// Complaint demarcation: where is the fault?
+    Demarcate(commands::demarcate::DemarcateArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
     Synth(commands::synth::SynthArgs),
 }
@@ -54,6 +62,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Flows(args) => commands::flows::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
+        Command::Lake(args) => commands::lake::run(args),
+        Command::Sql(args) => commands::sql::run(args),
+        Command::PoorUsers(args) => commands::poor_users::run(args),
+        Command::Demarcate(args) => commands::demarcate::run(args),
         Command::Synth(args) => commands::synth::run(args),
     };
     match result {

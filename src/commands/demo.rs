@@ -3,13 +3,18 @@
 //! what cemflow found next to the ground truth.
 
 use anyhow::Context;
-use cemflow_ingest::capture::read_files;
-use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
+use cemflow_dataflow::{DataflowConfig, PSEUDO_KEY_ENV};
+use cemflow_ingest::flow::FlowConfig;
 use cemflow_ingest::synth::{generate, FaultSpec, SynthConfig};
+use cemflow_lakehouse::Lake;
+use cemflow_queries::demarcate::DemarcationRequest;
+use cemflow_queries::{demarcate_many, DemarcationConfig, QuerySession};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The default scenario: three faults at different levels.
 pub const DEFAULT_FAULTS: &str =
@@ -34,21 +39,6 @@ pub struct DemoArgs {
     /// PRNG seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-}
-
-/// Per access element and fault phase: handshake client-leg RTTs seen by the probe.
-#[derive(Default)]
-struct LegStats {
-    client_ms: Vec<f32>,
-    server_ms: Vec<f32>,
-}
-
-fn median(v: &mut [f32]) -> Option<f32> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    Some(v[v.len() / 2])
 }
 
 /// Runs the command.
@@ -100,56 +90,106 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         writeln!(out, "   injected fault: {f}")?;
     }
 
-    writeln!(out, "2. decoding flows (DPI, catalog, per-flow KPIs)")?;
-    let (users, _) = cemflow_ingest::synth::topology(&cfg)?;
-    let access_of: BTreeMap<std::net::IpAddr, String> = users
-        .iter()
-        .map(|u| (std::net::IpAddr::V4(u.ip), u.access.clone()))
-        .collect();
-    let mut table = FlowTable::new(FlowConfig::default());
-    let mut by_category: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut legs: BTreeMap<String, LegStats> = BTreeMap::new();
-    let mut sink = |r: FlowRecord| {
-        if let FlowRecord::End(e) = r {
-            *by_category.entry(e.class.category.as_str()).or_default() += 1;
-            if let Some(access) = access_of.get(&e.meta.client_ip) {
-                let s = legs.entry(access.clone()).or_default();
-                s.client_ms.extend(e.kpi.hs_rtt_client_ms);
-                s.server_ms.extend(e.kpi.hs_rtt_server_ms);
-            }
-        }
-    };
-    read_files(
-        std::slice::from_ref(&capture),
-        &mut table,
-        &mut sink,
-        |_| {},
-    )?;
-    table.finish(&mut sink);
-    let stats = table.stats();
     writeln!(
         out,
-        "   {} packets, {} flows; by category: {}",
-        stats.packets,
-        stats.flows_ended,
-        by_category
+        "2. ingesting into the lake (flows, DPI, KPIs, CEI per user-minute)"
+    )?;
+    out.flush()?;
+    let lake = dir.join("lake");
+    if std::env::var_os(PSEUDO_KEY_ENV).is_none() {
+        // The demo has no operator key: use a random one for this run.
+        let key = format!("demo-{:x}", demo_entropy());
+        std::env::set_var(PSEUDO_KEY_ENV, key);
+    }
+    let key = std::env::var(PSEUDO_KEY_ENV).unwrap_or_default();
+    crate::commands::ingest::run(crate::commands::ingest::IngestArgs {
+        inputs: vec![capture.clone()],
+        lake: lake.display().to_string(),
+        workers: 1,
+        processes: 1,
+        process: 0,
+        hostfile: None,
+        topology: Some(topology.clone()),
+        catalog: None,
+        source_id: Some("demo".into()),
+        commit_every: 10,
+        lateness: DataflowConfig::default().lateness_s,
+        max_flows: FlowConfig::default().max_flows,
+        no_progress: true,
+    })?;
+
+    writeln!(
+        out,
+        "3. poor-quality users at the end of the capture (with root cause)"
+    )?;
+    out.flush()?;
+    crate::commands::poor_users::run(crate::commands::poor_users::PoorUsersArgs {
+        lake: lake.display().to_string(),
+        at: None,
+        window: "15m".into(),
+        min_poor_minutes: 3,
+        poor_cei: 60.0,
+        category: None,
+        no_verdict: false,
+        topology: Some(topology.clone()),
+        pseudo_key: Some(key.clone()),
+        thresholds: None,
+        format: crate::output::Format::Table,
+    })?;
+
+    writeln!(out, "4. complaint demarcation against the ground truth")?;
+    let score = score_against_truth(&lake, &truth, &topology, &key)?;
+    let mut by_level: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in &score {
+        let e = by_level.entry(r.truth_verdict.clone()).or_default();
+        e.1 += 1;
+        if r.correct {
+            e.0 += 1;
+        }
+    }
+    writeln!(
+        out,
+        "   {:<16} {:<24} {:<24} {}",
+        "user", "truth", "cemflow", "ok"
+    )?;
+    // A few rows per expected verdict (all rows are in `cemflow demarcate` / the lake).
+    let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &score {
+        let n = shown.entry(r.truth_verdict.as_str()).or_default();
+        *n += 1;
+        if *n > 4 {
+            continue;
+        }
+        writeln!(
+            out,
+            "   {:<16} {:<24} {:<24} {}",
+            r.user,
+            format!(
+                "{} {}",
+                r.truth_verdict,
+                r.truth_element.as_deref().unwrap_or("")
+            ),
+            format!("{} {}", r.verdict, r.element.as_deref().unwrap_or("")),
+            if r.correct { "yes" } else { "no" }
+        )?;
+    }
+    let correct = score.iter().filter(|r| r.correct).count();
+    writeln!(
+        out,
+        "   accuracy: {correct}/{} ({:.0} %); per truth verdict: {}",
+        score.len(),
+        100.0 * correct as f64 / score.len().max(1) as f64,
+        by_level
             .iter()
-            .map(|(c, n)| format!("{c} {n}"))
+            .map(|(v, (c, n))| format!("{v} {c}/{n}"))
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(out, "   handshake RTT legs per access element (median ms):")?;
     writeln!(
         out,
-        "   {:<10} {:>12} {:>12}",
-        "access", "client leg", "server leg"
+        "   files: {} (capture, truth.json, topology.csv, lake/)",
+        dir.display()
     )?;
-    for (access, s) in legs.iter_mut() {
-        let c = median(&mut s.client_ms).map_or("-".into(), |v| format!("{v:.1}"));
-        let sv = median(&mut s.server_ms).map_or("-".into(), |v| format!("{v:.1}"));
-        writeln!(out, "   {access:<10} {c:>12} {sv:>12}")?;
-    }
-    writeln!(out, "   ground truth: {}", truth.display())?;
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -169,4 +209,88 @@ fn tempdir() -> anyhow::Result<PathBuf> {
         "cannot create a temporary directory under {}",
         base.display()
     )
+}
+
+/// One expected verdict of the ground truth next to cemflow's.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ScoredVerdict {
+    /// Subscriber (raw IP, from the truth file).
+    pub user: String,
+    /// Complaint time, epoch seconds.
+    pub at: i64,
+    /// Expected verdict.
+    pub truth_verdict: String,
+    /// Expected element (none for `no_fault_found`).
+    pub truth_element: Option<String>,
+    /// cemflow's verdict.
+    pub verdict: String,
+    /// cemflow's element.
+    pub element: Option<String>,
+    /// Verdict equal, and element equal when the truth names one.
+    pub correct: bool,
+}
+
+/// Demarcates every `expected` entry of a synth `truth.json` against the lake and compares.
+pub fn score_against_truth(
+    lake: &Path,
+    truth: &Path,
+    topology: &Path,
+    key: &str,
+) -> anyhow::Result<Vec<ScoredVerdict>> {
+    let text = std::fs::read_to_string(truth).with_context(|| truth.display().to_string())?;
+    let t: serde_json::Value = serde_json::from_str(&text)?;
+    let resolver = crate::commands::demarcate::resolver(Some(key), Some(&topology.to_path_buf()))?;
+    let expected = t["expected"].as_array().cloned().unwrap_or_default();
+    let mut reqs = Vec::with_capacity(expected.len());
+    for e in &expected {
+        let user = e["user"].as_str().unwrap_or_default().to_string();
+        reqs.push(DemarcationRequest {
+            complaint_id: None,
+            user_key: resolver
+                .user_key(&user)
+                .map_err(crate::commands::demarcate::input_or)?,
+            home: resolver.home_id(&user),
+            at_s: e["at"].as_i64().unwrap_or_default(),
+            window_s: None,
+            user,
+        });
+    }
+    let lake = Arc::new(Lake::open_existing(&lake.display().to_string())?);
+    let session = QuerySession::open_blocking(lake).context("opening the lake")?;
+    let rows = session
+        .block_on(demarcate_many(
+            &session,
+            &reqs,
+            &DemarcationConfig::default(),
+        ))
+        .map_err(crate::commands::demarcate::input_or)?;
+    Ok(expected
+        .iter()
+        .zip(rows)
+        .map(|(e, d)| {
+            let truth_verdict = e["verdict"].as_str().unwrap_or_default().to_string();
+            let truth_element = e["element"].as_str().map(str::to_string);
+            let verdict = d.verdict.as_str().to_string();
+            let correct = verdict == truth_verdict
+                && (truth_verdict == "no_fault_found" || truth_element == d.element);
+            ScoredVerdict {
+                user: e["user"].as_str().unwrap_or_default().to_string(),
+                at: e["at"].as_i64().unwrap_or_default(),
+                truth_verdict,
+                truth_element,
+                verdict,
+                element: d.element,
+                correct,
+            }
+        })
+        .collect())
+}
+
+/// Some entropy for the demo's throwaway key (time and process id; not for production).
+fn demo_entropy() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
 }

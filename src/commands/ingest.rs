@@ -102,7 +102,10 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         None => Topology::empty(PlacementConfig::default()),
     };
     let files = open_inputs(&args.inputs)?;
-    let source_id = args.source_id.clone().unwrap_or_else(|| default_source_id(&files));
+    let source_id = args
+        .source_id
+        .clone()
+        .unwrap_or_else(|| default_source_id(&files));
     // Fail early on a bad lake root.
     drop(Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?);
 
@@ -136,7 +139,12 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         let w = r.map_err(|e| anyhow::anyhow!("worker failed: {e}"))?;
         merge(&mut total, w);
     }
-    if let Some(e) = shared.error.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.take() {
+    if let Some(e) = shared
+        .error
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .take()
+    {
         return Err(e);
     }
     print_summary(&total, &source_id, &args.lake);
@@ -190,7 +198,11 @@ impl WindowCommitter {
             .iter()
             .filter(|u| u.category == CATEGORY_ALL)
             .count();
-        for u in out.user_minutes.iter().filter(|u| u.category == CATEGORY_ALL && u.poor) {
+        for u in out
+            .user_minutes
+            .iter()
+            .filter(|u| u.category == CATEGORY_ALL && u.poor)
+        {
             self.summary.poor_users.insert(u.user_key.clone());
         }
         self.pending.push((out.window_start_s, b));
@@ -227,7 +239,11 @@ impl FlowCommitter {
     /// Commits the flows of windows before `open_window` once enough have accumulated
     /// (all when `force`).
     fn commit_before(&mut self, open_window: i64, force: bool) -> anyhow::Result<()> {
-        let closed: Vec<i64> = self.by_window.range(..open_window).map(|(w, _)| *w).collect();
+        let closed: Vec<i64> = self
+            .by_window
+            .range(..open_window)
+            .map(|(w, _)| *w)
+            .collect();
         if closed.is_empty() || (!force && closed.len() < self.every) {
             return Ok(());
         }
@@ -316,7 +332,11 @@ fn run_worker_inner(
                     }
                     FlowRecord::End(e) => {
                         let w = clock_s - clock_s.rem_euclid(window_s);
-                        flows.by_window.entry(w).or_default().push(enricher.flow_row(&e));
+                        flows
+                            .by_window
+                            .entry(w)
+                            .or_default()
+                            .push(enricher.flow_row(&e));
                     }
                 }
             }
@@ -327,7 +347,12 @@ fn run_worker_inner(
             while let Some(p) = reader.next_packet() {
                 packets += 1;
                 let ts_s = (p.ts_ns / 1_000_000_000) as i64;
-                table.process(p.ts_ns, LinkType::from_linktype(p.linktype), p.data, &mut records);
+                table.process(
+                    p.ts_ns,
+                    LinkType::from_linktype(p.linktype),
+                    p.data,
+                    &mut records,
+                );
                 if ts_s > clock_s {
                     clock_s = ts_s;
                 }
@@ -428,7 +453,10 @@ fn print_summary(t: &WorkerSummary, source_id: &str, lake: &str) {
         );
     }
     if t.late_slices > 0 {
-        eprintln!("{} flow slices arrived after their window closed", t.late_slices);
+        eprintln!(
+            "{} flow slices arrived after their window closed",
+            t.late_slices
+        );
     }
     for d in &t.damaged {
         eprintln!("damaged capture, read up to the damage: {d}");
@@ -447,7 +475,10 @@ fn default_source_id(files: &[PathBuf]) -> String {
     let name = files
         .first()
         .and_then(|f| f.file_stem())
-        .map(|s| s.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+        .map(|s| {
+            s.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
         .unwrap_or_else(|| "capture".into());
     format!("{name}-{:08x}", h.finish() as u32)
 }
@@ -474,7 +505,11 @@ impl std::hash::Hasher for Fnv {
 }
 
 fn timely_config(args: &IngestArgs) -> anyhow::Result<timely::Config> {
-    let mut v: Vec<String> = vec!["cemflow".into(), "-w".into(), args.workers.max(1).to_string()];
+    let mut v: Vec<String> = vec![
+        "cemflow".into(),
+        "-w".into(),
+        args.workers.max(1).to_string(),
+    ];
     if args.processes > 1 {
         v.extend([
             "-n".into(),

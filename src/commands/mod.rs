@@ -1,6 +1,10 @@
 //! One module per subcommand.
 
+pub mod demarcate;
 pub mod demo;
 pub mod flows;
 pub mod ingest;
+pub mod lake;
+pub mod poor_users;
+pub mod sql;
 pub mod synth;

@@ -20,14 +20,26 @@ fn synth(dir: &Path) -> (String, String) {
         .arg(&topo)
         .output()
         .expect("synth runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cap.display().to_string(), topo.display().to_string())
 }
 
 fn ingest(cap: &str, topo: &str, lake: &Path, workers: &str) -> String {
     let out = Command::new(bin())
         .env("CEMFLOW_PSEUDO_KEY", KEY)
-        .args(["ingest", cap, "--topology", topo, "--no-progress", "-w", workers])
+        .args([
+            "ingest",
+            cap,
+            "--topology",
+            topo,
+            "--no-progress",
+            "-w",
+            workers,
+        ])
         .args(["--source-id", "test-source", "--lake"])
         .arg(lake)
         .output()
@@ -39,8 +51,13 @@ fn ingest(cap: &str, topo: &str, lake: &Path, workers: &str) -> String {
 
 fn counts(lake: &Path) -> [u64; 4] {
     let l = Lake::open(&lake.display().to_string()).expect("lake");
-    [Table::Flows, Table::UserMinute, Table::ElementMinute, Table::Anomalies]
-        .map(|t| l.row_count(t).expect("count"))
+    [
+        Table::Flows,
+        Table::UserMinute,
+        Table::ElementMinute,
+        Table::Anomalies,
+    ]
+    .map(|t| l.row_count(t).expect("count"))
 }
 
 #[test]
