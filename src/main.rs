@@ -42,6 +42,9 @@ enum Command {
     Demarcate(commands::demarcate::DemarcateArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
     Synth(commands::synth::SynthArgs),
+    /// Score demarcation verdicts against a `synth --truth` file (tuning, tests).
+    #[command(hide = true)]
+    Evaluate(commands::evaluate::EvaluateArgs),
 }
 
 /// An error that is the input's fault (exit code 2), not cemflow's.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::PoorUsers(args) => commands::poor_users::run(args),
         Command::Demarcate(args) => commands::demarcate::run(args),
         Command::Synth(args) => commands::synth::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -149,8 +149,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "   {:<16} {:<24} {:<24} {}",
-        "user", "truth", "cemflow", "ok"
+        "   {:<16} {:<24} {:<24} ok",
+        "user", "truth", "cemflow"
     )?;
     // A few rows per expected verdict (all rows are in `cemflow demarcate` / the lake).
     let mut shown: BTreeMap<&str, usize> = BTreeMap::new();

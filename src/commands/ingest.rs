@@ -279,7 +279,7 @@ fn run_worker_inner(
 ) -> anyhow::Result<WorkerSummary> {
     let index = worker.index();
     let is_sink = index == 0;
-    let is_reader = index % sh.workers == 0;
+    let is_reader = index.is_multiple_of(sh.workers);
     let committer = if is_sink {
         Some(Rc::new(RefCell::new(WindowCommitter {
             lake: Lake::open(&sh.lake_root)?,

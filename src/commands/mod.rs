@@ -2,6 +2,7 @@
 
 pub mod demarcate;
 pub mod demo;
+pub mod evaluate;
 pub mod flows;
 pub mod ingest;
 pub mod lake;
