@@ -36,10 +36,15 @@ enum Command {
     Lake(commands::lake::LakeArgs),
     /// SQL over the lake: one statement (-e) or an interactive shell.
     Sql(commands::sql::SqlArgs),
+    /// The lake over the PostgreSQL wire protocol (psql, psycopg2, BI tools), with
+    /// password authentication (SCRAM-SHA-256).
+    Serve(commands::serve::ServeArgs),
     /// Users with a poor experience now, with root-cause verdicts.
     PoorUsers(commands::poor_users::PoorUsersArgs),
     /// Complaint demarcation: where is the fault?
     Demarcate(commands::demarcate::DemarcateArgs),
+    /// Complaints batch report: report.csv and a self-contained report.html.
+    Report(commands::report::ReportArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
     Synth(commands::synth::SynthArgs),
     /// Score demarcation verdicts against a `synth --truth` file (tuning, tests).
@@ -67,8 +72,10 @@ fn main() -> ExitCode {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Lake(args) => commands::lake::run(args),
         Command::Sql(args) => commands::sql::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::PoorUsers(args) => commands::poor_users::run(args),
         Command::Demarcate(args) => commands::demarcate::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Synth(args) => commands::synth::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
     };

@@ -71,6 +71,20 @@ pub struct DemarcationConfig {
     pub core_min_lower: f64,
     /// Core: least distinct poor users.
     pub core_min_poor: usize,
+    /// Core, relative test (when other core elements have data): least Wilson lower bound,
+    /// and it must also reach `core_rate_ratio × the other cores' poor rate +
+    /// core_rate_margin` (the poor rate of the core's users outside `u`'s access element
+    /// must reach it too, so one access element's fault is not a core fault).
+    pub core_relative_min_lower: f64,
+    /// See `core_relative_min_lower`.
+    pub core_rate_ratio: f64,
+    /// … plus this absolute margin over the other cores' rate.
+    pub core_rate_margin: f64,
+    /// The complaint's episode: poor minutes further apart than this (window starts, s)
+    /// start a new episode; only the latest episode of `W` is demarcated.
+    pub episode_gap_s: i64,
+    /// At most this many of the episode's latest poor minutes are used.
+    pub episode_max_minutes: usize,
     /// Access: least users (mean per minute).
     pub access_min_users: f64,
     /// Access: least distinct poor users.
@@ -112,6 +126,11 @@ impl Default for DemarcationConfig {
             core_min_server_span: 3,
             core_min_lower: 0.3,
             core_min_poor: 3,
+            core_relative_min_lower: 0.05,
+            core_rate_ratio: 3.0,
+            core_rate_margin: 0.05,
+            episode_gap_s: 120,
+            episode_max_minutes: 5,
             access_min_users: 5.0,
             access_min_poor: 3,
             access_min_lower: 0.25,
@@ -312,7 +331,10 @@ impl WindowData {
             self.by_access.entry(r.access.clone()).or_default().push(i);
             self.by_core.entry(r.core.clone()).or_default().push(i);
             if let Some(s) = &r.worst_server {
-                self.by_server.entry(s.clone()).or_default().push(i);
+                self.by_server
+                    .entry(server_prefix(s).to_string())
+                    .or_default()
+                    .push(i);
             }
         }
     }
@@ -493,7 +515,11 @@ pub async fn load_for_user(
     )
     .await?;
     rows.extend(mine);
-    let elems = load_erows(s, &format!("{ppred} AND level IN ('access', 'server')")).await?;
+    let elems = load_erows(
+        s,
+        &format!("{ppred} AND level IN ('access', 'core', 'server')"),
+    )
+    .await?;
     let anomalies = load_anomalies(s, &pred).await?;
     Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
 }
@@ -504,7 +530,11 @@ pub async fn load_window(s: &QuerySession, from_s: i64, to_s: i64) -> Result<Win
     s.require(Table::UserMinute)?;
     let pred = window_predicate(from_s, to_s);
     let rows = load_urows(s, &pred).await?;
-    let elems = load_erows(s, &format!("{pred} AND level IN ('access', 'server')")).await?;
+    let elems = load_erows(
+        s,
+        &format!("{pred} AND level IN ('access', 'core', 'server')"),
+    )
+    .await?;
     let anomalies = load_anomalies(s, &pred).await?;
     Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
 }
@@ -545,6 +575,24 @@ fn r3(v: f64) -> f64 {
 
 fn opt3(v: Option<f64>) -> Value {
     v.map(|x| json!(r3(x))).unwrap_or(Value::Null)
+}
+
+/// The latest episode of `poor` (window starts): walking back from the latest poor minute,
+/// minutes at most `episode_gap_s` apart, at most `episode_max_minutes` of them. A complaint
+/// is about the degradation the customer has now, not an earlier, separate one.
+fn latest_episode(poor: &BTreeSet<i64>, cfg: &DemarcationConfig) -> BTreeSet<i64> {
+    let mut out = BTreeSet::new();
+    let mut next: Option<i64> = None;
+    for &w in poor.iter().rev() {
+        if out.len() >= cfg.episode_max_minutes.max(1)
+            || next.is_some_and(|n| n - w > cfg.episode_gap_s)
+        {
+            break;
+        }
+        out.insert(w);
+        next = Some(w);
+    }
+    out
 }
 
 /// Population statistics of a group of overall rows over the minutes of `P`.
@@ -618,11 +666,12 @@ pub fn evaluate(
         .copied()
         .filter(|r| r.category == "all")
         .collect();
-    let p: BTreeSet<i64> = overall
+    let all_poor: BTreeSet<i64> = overall
         .iter()
         .filter(|r| r.cei < cfg.poor_cei)
         .map(|r| r.ws)
         .collect();
+    let p = latest_episode(&all_poor, cfg);
     let seen: BTreeSet<i64> = mine.iter().map(|r| r.ws).collect();
     let mut ev = Map::new();
     ev.insert(
@@ -630,7 +679,8 @@ pub fn evaluate(
         json!((to_s - from_s) / cfg.minute_s.max(1)),
     );
     ev.insert("user_minutes".into(), json!(seen.len()));
-    ev.insert("poor_minutes".into(), json!(p.len()));
+    ev.insert("poor_minutes".into(), json!(all_poor.len()));
+    ev.insert("episode_minutes".into(), json!(p.len()));
     if let Some(m) = median(overall.iter().map(|r| r.cei).collect()) {
         ev.insert("cei_median".into(), json!(r3(m)));
     }
@@ -667,13 +717,17 @@ pub fn evaluate(
     if my_poor.is_empty() {
         my_poor = poor_overall.clone();
     }
-    let server = mode(my_poor.iter().filter_map(|r| r.worst_server.as_deref()));
+    let server = mode(
+        my_poor
+            .iter()
+            .filter_map(|r| r.worst_server.as_deref().map(server_prefix)),
+    );
     let mut server_ok = false;
     let mut server_conf = 0.0;
     if let Some(sv) = &server {
         let on_s = my_poor
             .iter()
-            .filter(|r| r.worst_server.as_deref() == Some(sv.as_str()))
+            .filter(|r| r.worst_server.as_deref().map(server_prefix) == Some(sv.as_str()))
             .count();
         let concentration = on_s as f64 / my_poor.len() as f64;
         // S's users per minute of P from element_minute (server level).
@@ -729,7 +783,7 @@ pub fn evaluate(
             .filter(|r| {
                 r.category != "all"
                     && r.worst_server.is_some()
-                    && r.worst_server.as_deref() != Some(sv.as_str())
+                    && r.worst_server.as_deref().map(server_prefix) != Some(sv.as_str())
             })
             .collect();
         let other_fine = if others.is_empty() {
@@ -801,14 +855,35 @@ pub fn evaluate(
         .len();
     let core_server_span = core_poor
         .iter()
-        .filter_map(|r| r.worst_server.as_deref())
+        .filter_map(|r| r.worst_server.as_deref().map(server_prefix))
         .collect::<BTreeSet<_>>()
         .len();
     let need_access = cfg
         .core_min_access_span
         .min(core_access_all.len())
         .max(2.min(cfg.core_min_access_span));
-    let core_ok = core_pop.lower >= cfg.core_min_lower
+    // The other core elements' poor rate over P (element_minute), for the relative test.
+    let (mut ou, mut ok_) = (0.0, 0.0);
+    for e in &data.elems {
+        if e.level == "core" && e.element_id != core && p.contains(&e.ws) {
+            ou += e.users;
+            ok_ += e.poor_users;
+        }
+    }
+    let other_core_rate = (ou > 0.0).then(|| ok_ / ou);
+    // The core's users outside u's access element: a core fault shows there too.
+    let rest_pop = pop(
+        core_rows.iter().copied().filter(|r| r.access != access),
+        &p,
+        cfg,
+    );
+    let relative_ok = other_core_rate.is_some_and(|o| {
+        let need = cfg.core_rate_ratio * o + cfg.core_rate_margin;
+        core_pop.lower >= cfg.core_relative_min_lower.max(need)
+            && rest_pop.rate >= need
+            && rest_pop.k >= 2
+    });
+    let core_ok = (core_pop.lower >= cfg.core_min_lower || relative_ok)
         && core_pop.k >= cfg.core_min_poor
         && core_access_span >= need_access
         && core_server_span >= cfg.core_min_server_span;
@@ -819,6 +894,9 @@ pub fn evaluate(
         m.insert("access_span".into(), json!(core_access_span));
         m.insert("access_span_needed".into(), json!(need_access));
         m.insert("server_span".into(), json!(core_server_span));
+        m.insert("other_cores_poor_rate".into(), opt3(other_core_rate));
+        m.insert("rest_poor_rate".into(), json!(r3(rest_pop.rate)));
+        m.insert("relative_pass".into(), json!(relative_ok));
         m.insert("pass".into(), json!(core_ok));
     }
     ev.insert("core".into(), cj);
@@ -874,7 +952,7 @@ pub fn evaluate(
         .len();
     let srvs = acc_poor
         .iter()
-        .filter_map(|r| r.worst_server.as_deref())
+        .filter_map(|r| r.worst_server.as_deref().map(server_prefix))
         .collect::<BTreeSet<_>>()
         .len();
     let services = cats.max(srvs);

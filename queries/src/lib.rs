@@ -5,6 +5,8 @@
 //! * [`shell`]: run SQL statements with formatted output; the interactive `cemflow sql`.
 //! * [`poor_users`]: the poor-quality user list with root-cause verdicts.
 //! * [`demarcate`]: the complaint demarcation ladder, appended to `demarcations`.
+//! * [`report`]: the batch complaint report (`report.csv`, self-contained `report.html`).
+//! * [`serve`]: the session over the PostgreSQL wire protocol (SCRAM-SHA-256).
 //!
 //! Design notes and the verdict logic: `docs/queries.md`.
 #![warn(missing_docs)]
@@ -12,6 +14,8 @@
 pub mod demarcate;
 pub mod error;
 pub mod poor_users;
+pub mod report;
+pub mod serve;
 pub mod session;
 pub mod shell;
 pub mod udf;
@@ -24,6 +28,7 @@ pub use demarcate::{
 };
 pub use error::{QueryError, Result};
 pub use poor_users::{poor_users, PoorUser, PoorUsersQuery};
+pub use report::{build_report, render_html, write_report, Report};
 pub use session::QuerySession;
 pub use shell::{OutputFormat, Shell};
 pub use users::UserResolver;

@@ -7,5 +7,7 @@ pub mod flows;
 pub mod ingest;
 pub mod lake;
 pub mod poor_users;
+pub mod report;
+pub mod serve;
 pub mod sql;
 pub mod synth;

@@ -106,7 +106,7 @@ impl Extras {
             t.take_window(out);
         }
         self.active.take_window(out);
-        if let Some(r) = self.rtp.as_mut() {
+        if let Some(r) = self.rtp.as_mut().filter(|_| is_rtp(&self.dpi)) {
             r.take_window(out);
         }
         if let Some(d) = self.dpi.as_ref() {
@@ -126,7 +126,7 @@ impl Extras {
             t.totals(out);
         }
         self.active.totals(out);
-        if let Some(r) = self.rtp.as_ref() {
+        if let Some(r) = self.rtp.as_ref().filter(|_| is_rtp(&self.dpi)) {
             r.totals(out);
         }
         if let Some(d) = self.dpi.as_ref() {
@@ -135,6 +135,12 @@ impl Extras {
             }
         }
     }
+}
+
+/// True once DPI has classified the flow as RTP (a speculative RTP tracker reports only
+/// then).
+fn is_rtp(dpi: &Option<DpiState>) -> bool {
+    dpi.as_ref().and_then(|p| p.result().l7_proto) == Some("RTP")
 }
 
 /// (TLS handshake, HTTP TTFB, DNS response) times in ms from DPI timestamps.
@@ -537,8 +543,11 @@ impl FlowTable {
                 CLASS_TCP_OPEN
             }
         };
-        self.unlink(i);
-        self.link_tail(i, new_class);
+        // LRU refresh; a flow already at the tail of its list (bursts) stays put.
+        if self.flow(i).class() != new_class || self.lists[new_class as usize].tail != i {
+            self.unlink(i);
+            self.link_tail(i, new_class);
+        }
         if matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
             self.measure(i, t, d, ts);
         }
@@ -590,17 +599,41 @@ impl FlowTable {
         }
         let x = self.flow_mut(i).extras.get_or_insert_with(Default::default);
         x.active.on_packet(dir, t.payload_len, ts);
-        if let Some(rtp) = x.rtp.as_mut() {
-            rtp.on_packet(dir, t.payload, ts);
+        match x.rtp.as_mut() {
+            Some(rtp) => {
+                rtp.on_packet(dir, t.payload, ts);
+            }
+            // While DPI is undecided, a UDP flow whose payload looks like RTP is tracked
+            // speculatively from its first packet: DPI needs a few packets of one SSRC
+            // before its verdict, and starting the tracker then would miss their jitter
+            // and loss (tshark's stream analysis starts at the first packet). Reported
+            // only once DPI says RTP; dropped when it says otherwise.
+            None if t.proto == 17
+                && x.dpi
+                    .as_ref()
+                    .is_none_or(|p| p.wants_more() && p.result().l7_proto.is_none())
+                && crate::dpi::RtpHeader::parse(t.payload).is_some() =>
+            {
+                let mut rtp = Box::<RtpTracker>::default();
+                rtp.on_packet(dir, t.payload, ts);
+                x.rtp = Some(rtp);
+            }
+            None => {}
         }
         if !t.payload.is_empty() {
             self.inspect(i, t, d, ts);
         }
         let x = self.flow_mut(i).extras.get_or_insert_with(Default::default);
-        if x.rtp.is_none() && x.dpi.as_ref().and_then(|p| p.result().l7_proto) == Some("RTP") {
+        let l7 = x.dpi.as_ref().and_then(|p| p.result().l7_proto);
+        if x.rtp.is_none() && l7 == Some("RTP") {
             let mut rtp = Box::<RtpTracker>::default();
             rtp.on_packet(dir, t.payload, ts);
             x.rtp = Some(rtp);
+        } else if x.rtp.is_some()
+            && l7 != Some("RTP")
+            && (l7.is_some() || x.dpi.as_ref().is_some_and(|p| !p.wants_more()))
+        {
+            x.rtp = None; // the speculative tracker of a flow that is not RTP
         }
     }
 

@@ -26,6 +26,8 @@ const QUIC_SEG: u32 = 1300;
 const QUIC_OVERHEAD: u32 = 1 + 8 + 4 + 16;
 /// TCP receive window assumed when limiting throughput by RTT (bytes).
 const RWND: f64 = 1_048_576.0;
+/// A session is impaired when its reference MOS is below this (CEI 60, SPEC §5 "poor").
+const IMPAIRED_MOS: f64 = 1.0 + 3.5 * 0.6;
 
 // ---- topology -------------------------------------------------------------------------------
 
@@ -67,6 +69,10 @@ struct Fault {
     /// Per user: minutes (relative to the fault start, ≤ 63) in which the fault impaired
     /// one of the user's packets.
     hit: Vec<u64>,
+    /// Per user: minutes in which the fault made one of the user's sessions poor (its
+    /// reference experience, [`reference_mos`], below [`IMPAIRED_MOS`] on the faulty path
+    /// while fine on the healthy one). Only these users are expected to complain.
+    impaired: Vec<u64>,
 }
 
 // ---- events ---------------------------------------------------------------------------------
@@ -547,6 +553,7 @@ impl World {
             start_ns: self.start_ns + spec.start_s * NS,
             end_ns: self.start_ns + end_s * NS,
             hit: vec![0; self.users.len()],
+            impaired: vec![0; self.users.len()],
         })
     }
 
@@ -603,6 +610,9 @@ impl World {
         }
         let u = &self.users[user as usize];
         let (access, core) = (u.access as usize, u.core as usize);
+        // bit 0 of `minute_of`: the fault hit this packet; then its minute
+        let mut hits: u64 = 0;
+        let mut minute_of = [0u64; 64];
         for (fi, f) in self.faults.iter_mut().enumerate() {
             if ts < f.start_ns || ts >= f.end_ns {
                 continue;
@@ -618,6 +628,10 @@ impl World {
             }
             let minute = ((ts - f.start_ns) / (60 * NS)).min(63);
             f.hit[user as usize] |= 1 << minute;
+            if fi < 64 && f.impaired[user as usize] & (1 << minute) == 0 {
+                hits |= 1 << fi;
+                minute_of[fi] = minute;
+            }
             // slowly varying intensity in [0, 1]
             let wave = 0.5 * (1.0 + ((ts / MS) as f64 / 7000.0 + fi as f64 * 1.7).sin());
             let lerp = |lo: u64, hi: u64| lo + ((hi - lo) as f64 * wave) as u64;
@@ -677,7 +691,77 @@ impl World {
         }
         p.c_loss = p.c_loss.min(0.5);
         p.s_loss = p.s_loss.min(0.5);
+        if hits != 0
+            && server != u32::MAX
+            && self.reference_mos(user, server, &p) < IMPAIRED_MOS
+            && self.reference_mos(user, server, &Path::default()) >= IMPAIRED_MOS
+        {
+            for (fi, f) in self.faults.iter_mut().enumerate().take(64) {
+                if hits & (1 << fi) != 0 {
+                    f.impaired[user as usize] |= 1 << minute_of[fi];
+                }
+            }
+        }
         p
+    }
+
+    /// The SPEC §5 experience model of a session of `user` to `server` on path `p`, computed
+    /// from the true path values the synthesizer injects (not from packets): RTT = base legs +
+    /// fault delay, loss = both legs, throughput as [`World::rate_bps`], web transaction ≈
+    /// 3 RTT + extra TTFB. Decides which users a fault really impaired (ground truth).
+    fn reference_mos(&self, user: u32, server: u32, p: &Path) -> f64 {
+        let u = &self.users[user as usize];
+        let srv = &self.servers[server as usize];
+        let rtt_ns = u.home_rtt
+            + self.access_rtt[u.access as usize]
+            + self.core_rtt[u.core as usize]
+            + srv.rtt
+            + p.c_extra
+            + p.s_extra;
+        let rtt_ms = rtt_ns as f64 / MS as f64;
+        let loss = p.c_loss + p.s_loss;
+        let rtt_s = (rtt_ns as f64 / NS as f64).max(1e-4);
+        let mut thr = (f64::from(u.plan_mbps) * 0.95e6)
+            .min(srv.rate_bps)
+            .min(p.cap_bps)
+            .min(RWND * 8.0 / rtt_s);
+        if loss > 0.0 {
+            thr = thr.min(f64::from(MSS) * 8.0 / (rtt_s * (2.0 * loss / 3.0).sqrt()));
+        }
+        let thr_mbps = thr / 1e6;
+        let clamp = |m: f64| m.clamp(1.0, 4.5);
+        let web = || {
+            let t = (3.0 * rtt_ms + p.ttfb as f64 / MS as f64) / 1000.0;
+            if t <= 0.35 {
+                4.5
+            } else {
+                clamp(4.5 - 0.85 * (t / 0.35).ln())
+            }
+        };
+        let video = || {
+            let r = thr_mbps / srv.required_mbps.max(0.1);
+            1.0 + 3.5 * ((1.0 - (-2.0 * r).exp()) / (1.0 - (-2.0f64).exp())).min(1.0)
+        };
+        match srv.category {
+            Category::Web | Category::Other => web(),
+            Category::Video => video(),
+            Category::Live => clamp(video() * (-(rtt_ms - 100.0).max(0.0) / 300.0).exp()),
+            Category::Gaming => {
+                1.0 + 3.5 * (-(rtt_ms - 40.0).max(0.0) / 150.0).exp() * (-25.0 * loss).exp()
+            }
+            Category::Voice => {
+                let jitter = (p.c_jit + p.s_jit) as f64 / MS as f64;
+                let d = rtt_ms / 2.0 + 2.0 * jitter + 20.0;
+                let id = 0.024 * d + if d > 177.3 { 0.11 * (d - 177.3) } else { 0.0 };
+                let ppl = loss * 100.0;
+                let r = (93.2 - id - 95.0 * ppl / (ppl + 4.3)).clamp(0.0, 100.0);
+                clamp(1.0 + 0.035 * r + 7e-6 * r * (r - 60.0) * (100.0 - r))
+            }
+            Category::Download => {
+                let cap = f64::from(u.plan_mbps).min(50.0);
+                clamp(1.0 + 3.5 * (thr_mbps / 0.5).ln() / (cap / 0.5).ln())
+            }
+        }
     }
 
     /// Client leg RTT sample (probe → client → probe).
@@ -1727,7 +1811,7 @@ impl World {
             let at = (f.start_ns + (f.end_ns - f.start_ns) * 2 / 3) / NS;
             for &u in &hit {
                 affected[u] = true;
-                if f.hit[u].count_ones() >= need {
+                if f.impaired[u].count_ones() >= need {
                     expected.push(Expected {
                         user: users[u].ip.to_string(),
                         at,

@@ -394,6 +394,41 @@ fn speed() {
     );
 }
 
+/// Bounded-memory scale run to a sink, sized by env vars (defaults: 100 000 users × 3 min,
+/// volume 0.0005, activity 0.2, access elements = users / 200):
+/// `SYNTH_USERS=100000 SYNTH_MINUTES=3 /usr/bin/time -v cargo test --release -p cemflow-ingest
+/// synth::tests::scale -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn scale() {
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(d)
+    };
+    let users = env("SYNTH_USERS", 100_000.0) as u32;
+    let minutes = env("SYNTH_MINUTES", 3.0) as u32;
+    let cfg = SynthConfig {
+        access_elements: (users / 200).max(1),
+        core_elements: 8,
+        servers: 24,
+        volume: env("SYNTH_VOLUME", 0.0005),
+        activity: env("SYNTH_ACTIVITY", 0.2),
+        ..small(users, minutes, "access:olt2:congestion@1-2m")
+    };
+    let t = std::time::Instant::now();
+    let s = generate(&cfg, std::io::sink(), None::<Vec<u8>>, None::<Vec<u8>>).unwrap();
+    let el = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{users} users x {minutes} min: {} packets, {} flows, {} MB in {el:.2} s: {:.2} Mpps",
+        s.packets,
+        s.flows,
+        s.bytes >> 20,
+        s.packets as f64 / el / 1e6,
+    );
+}
+
 /// Writes a sample capture for external tools:
 /// `SYNTH_OUT=/tmp/s cargo test -p cemflow-ingest synth::tests::write_sample -- --ignored`
 /// (→ /tmp/s.pcap, /tmp/s.truth.json, /tmp/s.topology.csv).
