@@ -230,11 +230,30 @@ fn bench(c: &mut Criterion) {
         })
     });
     // The same frames preloaded in memory: decode + flow table + DPI + KPIs alone,
-    // without the file read (a kernel copy from the page cache).
+    // without the file read (a kernel copy from the page cache); then without DPI/KPIs,
+    // which gives what DPI + KPIs add.
     let frames = load_frames(&path);
-    g.bench_function("decode+flow_table+dpi (frames in memory)", |b| {
+    for (name, inspect) in [
+        ("decode+flow_table+dpi (frames in memory)", true),
+        ("decode+flow_table, no dpi/kpis (frames in memory)", false),
+    ] {
+        bench_in_memory(&mut g, name, &frames, inspect);
+    }
+    g.finish();
+}
+
+fn bench_in_memory(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    frames: &Frames,
+    inspect: bool,
+) {
+    g.bench_function(name, |b| {
         b.iter(|| {
-            let mut table = FlowTable::new(FlowConfig::default());
+            let mut table = FlowTable::new(FlowConfig {
+                inspect,
+                ..FlowConfig::default()
+            });
             let mut ends = 0u64;
             let mut sink = |r: FlowRecord| {
                 if let FlowRecord::End(_) = r {
@@ -254,7 +273,6 @@ fn bench(c: &mut Criterion) {
             ends
         })
     });
-    g.finish();
 }
 
 /// Every frame of a capture in one buffer.

@@ -18,6 +18,9 @@ pub struct FlowConfig {
     pub max_flows: usize,
     /// Entries of the (direct-mapped) IP fragment attribution cache.
     pub fragment_slots: usize,
+    /// Run DPI and per-flow KPIs; `false` keeps only flows and counters (used to measure
+    /// what DPI and KPIs cost).
+    pub inspect: bool,
 }
 
 impl Default for FlowConfig {
@@ -29,6 +32,7 @@ impl Default for FlowConfig {
             window_s: 60,
             max_flows: 4_000_000,
             fragment_slots: 4096,
+            inspect: true,
         }
     }
 }

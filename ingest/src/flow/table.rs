@@ -548,7 +548,7 @@ impl FlowTable {
             self.unlink(i);
             self.link_tail(i, new_class);
         }
-        if matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
+        if self.cfg.inspect && matches!(t.proto, 6 | 17) && t.carrier_of == TunnelKind::None {
             self.measure(i, t, d, ts);
         }
     }
