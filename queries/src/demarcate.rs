@@ -71,10 +71,10 @@ pub struct DemarcationConfig {
     pub core_min_lower: f64,
     /// Core: least distinct poor users.
     pub core_min_poor: usize,
-    /// Core, relative test (when other core elements have data): least Wilson lower bound,
-    /// and it must also reach `core_rate_ratio × the other cores' poor rate +
-    /// core_rate_margin` (the poor rate of the core's users outside `u`'s access element
-    /// must reach it too, so one access element's fault is not a core fault).
+    /// Core, relative test (when other core elements have data): least Wilson lower bound;
+    /// the poor rate must also reach `core_rate_ratio × the other cores' poor rate +
+    /// core_rate_margin`, and so must the poor rate of the core's users outside `u`'s access
+    /// element (one access element's fault is not a core fault).
     pub core_relative_min_lower: f64,
     /// See `core_relative_min_lower`.
     pub core_rate_ratio: f64,
@@ -127,7 +127,7 @@ impl Default for DemarcationConfig {
             core_min_lower: 0.3,
             core_min_poor: 3,
             core_relative_min_lower: 0.05,
-            core_rate_ratio: 3.0,
+            core_rate_ratio: 2.0,
             core_rate_margin: 0.05,
             episode_gap_s: 120,
             episode_max_minutes: 5,
@@ -879,7 +879,8 @@ pub fn evaluate(
     );
     let relative_ok = other_core_rate.is_some_and(|o| {
         let need = cfg.core_rate_ratio * o + cfg.core_rate_margin;
-        core_pop.lower >= cfg.core_relative_min_lower.max(need)
+        core_pop.lower >= cfg.core_relative_min_lower
+            && core_pop.rate >= need
             && rest_pop.rate >= need
             && rest_pop.k >= 2
     });

@@ -233,7 +233,10 @@ fn kill_9_during_ingest_loses_and_duplicates_nothing() {
                 let mut retries = 0;
                 let (mut child, t, target) = loop {
                     let _ = std::fs::remove_dir_all(&lake);
-                    let frac = (i as f64 + rng.unit()) / TRIALS as f64;
+                    let frac = match i {
+                        0 => 0.0,
+                        _ => (i as f64 + rng.unit()) / TRIALS as f64,
+                    };
                     // A retry aims a little earlier.
                     let target =
                         ((frac * full_commits as f64) as usize).saturating_sub(2 * retries);

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod crash;
+mod demarcation;
 mod flows;
 mod ingest;
 mod report;
