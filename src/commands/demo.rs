@@ -185,12 +185,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
-    writeln!(
-        out,
-        "   files: {} (capture, truth.json, topology.csv, lake/)",
-        dir.display()
-    )?;
-    if args.dir.is_none() {
+    if args.dir.is_some() {
+        writeln!(
+            out,
+            "   files: {} (capture, truth.json, topology.csv, lake/)",
+            dir.display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "   (run with --dir DIR to keep the capture, truth and lake)"
+        )?;
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
