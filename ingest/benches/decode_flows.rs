@@ -1,9 +1,10 @@
 //! Decode + flow table (+ DPI on first packets) throughput on a generated mixed capture:
-//! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS over TCP with real ClientHellos and
-//! full-size segments and ACKs, real DNS queries/answers, QUIC-like UDP, RTP voice).
+//! ≥ 1 M packets, ≥ 50 k flows, realistic size mix (TLS 1.3 over TCP with real hellos,
+//! application records in full-size segments and ACKs, real DNS queries/answers,
+//! QUIC-like UDP, RTP voice).
 //!
 //! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
-//! `cemflow-bench-mixed-v3.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
+//! `cemflow-bench-mixed-v4.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
 //! very same file. Reported throughput is packets per second on
 //! one core (the table is single-threaded).
 
@@ -11,7 +12,7 @@ use cemflow_ingest::capture::read_files;
 use cemflow_ingest::decode::LinkType;
 use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
 use cemflow_ingest::source::{CaptureReader, PcapWriter, TsResolution};
-use cemflow_ingest::synth::{dns_query_message, tls_client_hello_record};
+use cemflow_ingest::synth::{dns_query_message, tls_client_hello_record, tls_server_hello_records};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use std::path::PathBuf;
@@ -43,7 +44,7 @@ fn capture_path() -> PathBuf {
     let dir = std::env::var_os("CEMFLOW_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    dir.join("cemflow-bench-mixed-v3.pcap")
+    dir.join("cemflow-bench-mixed-v4.pcap")
 }
 
 /// Writes the mixed capture unless it exists; returns its path and packet count.
@@ -68,6 +69,16 @@ fn ensure_capture() -> (PathBuf, u64) {
     let names: Vec<String> = (0..64)
         .map(|i| format!("www.service{i}.example.com"))
         .collect();
+    let server_hello = tls_server_hello_records(7);
+    // TLS application-data records: a 120-byte request, full-segment responses.
+    let app_record = |len: usize| {
+        let mut r = vec![0x17, 3, 3];
+        r.extend_from_slice(&((len - 5) as u16).to_be_bytes());
+        r.resize(len, 0xa5);
+        r
+    };
+    let client_request = app_record(120);
+    let server_record = app_record(1448);
     let hellos: Vec<Vec<u8>> = names
         .iter()
         .enumerate()
@@ -84,7 +95,13 @@ fn ensure_capture() -> (PathBuf, u64) {
                 let cport = 20_000 + (f % 40_000) as u16;
                 frame.clear();
                 ts += 1_000 + rng.below(2_000);
-                let up = round % 3 == 0;
+                // TCP: SYN, SYN/ACK, ACK+ClientHello, ServerHello+CCS, then the client's
+                // first application record and ACKs against server application records.
+                let up = if kind <= 5 {
+                    matches!(round, 0 | 2) || (round >= 4 && round % 3 == 0)
+                } else {
+                    round % 3 == 0
+                };
                 let (src, dst, sp, dp) = if up {
                     (client, server, cport, 443)
                 } else {
@@ -99,12 +116,14 @@ fn ensure_capture() -> (PathBuf, u64) {
                         match round {
                             0 => t.syn().write(&mut frame, &[]),
                             1 => t.syn().ack(1).write(&mut frame, &[]),
-                            3 if up => t
+                            2 => t
                                 .ack(seq)
                                 .psh()
                                 .write(&mut frame, &hellos[(f % 64) as usize]),
+                            3 => t.ack(seq).psh().write(&mut frame, &server_hello),
+                            6 => t.ack(seq).psh().write(&mut frame, &client_request),
                             _ if up => t.ack(seq).write(&mut frame, &[]),
-                            _ => t.ack(seq).write(&mut frame, &payload[..1448]),
+                            _ => t.ack(seq).write(&mut frame, &server_record),
                         }
                         .expect("tcp");
                     }

@@ -96,6 +96,8 @@ struct Extras {
     teids: [u32; 2],
     /// Application timings (TLS handshake, TTFB, DNS) already reported in a slice.
     app_timings_reported: [bool; 3],
+    /// Classification, kept once DPI is final (saves a catalog lookup per slice).
+    class: Option<FlowClass>,
 }
 
 impl Extras {
@@ -243,7 +245,8 @@ impl FlowTable {
             .unwrap_or(0x9e37_79b9);
         FlowTable {
             frags: FragCache::new(cfg.fragment_slots),
-            index: HashTable::with_capacity(cfg.max_flows.min(CHUNK)),
+            // Sized for a busy link up front (≈ 0.6 MB): rehashing a small index repeatedly is costly.
+            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
             hasher: foldhash::fast::FixedState::with_seed(seed),
             chunks: Vec::new(),
             free_head: NIL,
@@ -401,12 +404,22 @@ impl FlowTable {
         let c = f.client_dir();
         let meta = meta_of(f);
         let l7_proto = l7_of(f);
-        let dpi = f
-            .extras
-            .as_ref()
-            .and_then(|x| x.dpi.as_ref())
-            .map(DpiState::result);
-        let class = classify(&self.catalog, &meta, dpi, l7_proto);
+        let cached = f.extras.as_ref().and_then(|x| x.class.clone());
+        let class = match cached {
+            Some(c) => c,
+            None => {
+                let dpi = f.extras.as_ref().and_then(|x| x.dpi.as_ref());
+                let class = classify(&self.catalog, &meta, dpi.map(DpiState::result), l7_proto);
+                // Once DPI is final the class can't change: keep it for later slices.
+                if dpi.is_some_and(|d| !d.wants_more()) {
+                    if let Some(x) = self.flow_mut(i).extras.as_mut() {
+                        x.class = Some(class.clone());
+                    }
+                }
+                class
+            }
+        };
+        let f = self.flow(i);
         let (c2s, s2c) = (f.window.dir(c), f.window.dir(1 - c));
         let mut kpi = SliceKpi::default();
         let f = self.flow_mut(i);

@@ -233,6 +233,26 @@ pub fn tls_client_hello_record(sni: &str, seed: u64) -> Vec<u8> {
     rec
 }
 
+/// A TLS record holding a TLS 1.3 ServerHello followed by a ChangeCipherSpec record, as
+/// the synthesizer writes them; `seed` varies the random fields.
+pub fn tls_server_hello_records(seed: u64) -> Vec<u8> {
+    let mut rnd = [0u8; 64];
+    let mut x = seed | 1;
+    for b in rnd.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut sh = Vec::with_capacity(128);
+    wire::server_hello(&mut sh, &rnd, true);
+    let mut rec = Vec::with_capacity(sh.len() + 11);
+    wire::record_header(&mut rec, 0x16, sh.len());
+    rec.extend_from_slice(&sh);
+    rec.extend_from_slice(&[0x14, 3, 3, 0, 1, 1]);
+    rec
+}
+
 /// A DNS A query for `name` with transaction id `id`, as the synthesizer writes it.
 pub fn dns_query_message(id: u16, name: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(64);
