@@ -33,6 +33,21 @@ pub struct DemarcateArgs {
     /// Window before the complaint (e.g. 30m).
     #[arg(long, default_value = "30m")]
     pub window: String,
+    /// How users are resolved and verdicts decided.
+    #[command(flatten)]
+    pub inputs: VerdictInputs,
+    /// Do not append the verdicts to the `demarcations` table.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// The options every verdict-producing command shares (`demarcate`, `report`,
+/// `poor-users`): how raw users map to pseudonyms, and the ladder's thresholds.
+#[derive(clap::Args, Debug, Default)]
+pub struct VerdictInputs {
     /// Topology CSV (maps raw users to subscriber ids and home ids, as at ingest).
     #[arg(long, env = "CEMFLOW_TOPOLOGY", value_name = "FILE")]
     pub topology: Option<PathBuf>,
@@ -42,12 +57,20 @@ pub struct DemarcateArgs {
     /// Demarcation thresholds as JSON (fields of `DemarcationConfig`; missing = defaults).
     #[arg(long, value_name = "FILE")]
     pub thresholds: Option<PathBuf>,
-    /// Do not append the verdicts to the `demarcations` table.
-    #[arg(long)]
-    pub no_store: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+}
+
+impl VerdictInputs {
+    /// The user resolver (pseudonymiser + topology) these options describe.
+    pub fn resolver(&self) -> anyhow::Result<UserResolver> {
+        resolver(self.pseudo_key.as_deref(), self.topology.as_ref())
+    }
+
+    /// The demarcation thresholds, with the window set from a duration like `30m`.
+    pub fn config(&self, window: &str) -> anyhow::Result<DemarcationConfig> {
+        let mut cfg = thresholds(self.thresholds.as_ref())?;
+        cfg.window_s = parse_duration(window).map_err(input_or)?;
+        Ok(cfg)
+    }
 }
 
 const TABLE_COLUMNS: &[&str] = &[
@@ -136,9 +159,8 @@ pub fn thresholds(path: Option<&PathBuf>) -> anyhow::Result<DemarcationConfig> {
 
 /// Runs the command.
 pub fn run(args: DemarcateArgs) -> anyhow::Result<()> {
-    let mut cfg = thresholds(args.thresholds.as_ref())?;
-    cfg.window_s = parse_duration(&args.window).map_err(input_or)?;
-    let resolver = resolver(args.pseudo_key.as_deref(), args.topology.as_ref())?;
+    let cfg = args.inputs.config(&args.window)?;
+    let resolver = args.inputs.resolver()?;
     let reqs: Vec<DemarcationRequest> = match (&args.user, &args.complaints) {
         (Some(u), None) => {
             let at = parse_time(args.at.as_deref().unwrap_or_default()).map_err(input_or)?;

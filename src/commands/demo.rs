@@ -131,9 +131,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         poor_cei: 60.0,
         category: None,
         no_verdict: false,
-        topology: Some(topology.clone()),
-        pseudo_key: Some(key.clone()),
-        thresholds: None,
+        inputs: crate::commands::demarcate::VerdictInputs {
+            topology: Some(topology.clone()),
+            pseudo_key: Some(key.clone()),
+            thresholds: None,
+        },
         format: crate::output::Format::Table,
     })?;
 

@@ -1,14 +1,12 @@
 //! `cemflow poor-users`: users with a poor experience now, with their worst category and
 //! root-cause verdict (SPEC §5, §7, §11).
 
-use super::demarcate::{input_or, resolver, thresholds};
+use super::demarcate::{input_or, thresholds, VerdictInputs};
 use crate::output::{Format, RowWriter};
 use anyhow::Context;
-use cemflow_dataflow::PSEUDO_KEY_ENV;
 use cemflow_lakehouse::Lake;
 use cemflow_queries::util::{parse_duration, parse_time};
 use cemflow_queries::{poor_users, PoorUsersQuery, QuerySession};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Arguments of `cemflow poor-users`.
@@ -35,15 +33,9 @@ pub struct PoorUsersArgs {
     /// Skip the demarcation (no verdict/element; faster).
     #[arg(long)]
     pub no_verdict: bool,
-    /// Topology CSV (shows raw users for known pseudonyms, home ids in verdicts).
-    #[arg(long, env = "CEMFLOW_TOPOLOGY", value_name = "FILE")]
-    pub topology: Option<PathBuf>,
-    /// Pseudonymisation key.
-    #[arg(long = "pseudo-key", env = PSEUDO_KEY_ENV, hide_env_values = true)]
-    pub pseudo_key: Option<String>,
-    /// Demarcation thresholds as JSON (fields of `DemarcationConfig`).
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<PathBuf>,
+    /// How users are resolved (raw users shown for known pseudonyms) and verdicts decided.
+    #[command(flatten)]
+    pub inputs: VerdictInputs,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -60,8 +52,8 @@ const TABLE_COLUMNS: &[&str] = &[
 
 /// Runs the command.
 pub fn run(args: PoorUsersArgs) -> anyhow::Result<()> {
-    let dcfg = thresholds(args.thresholds.as_ref())?;
-    let resolver = resolver(args.pseudo_key.as_deref(), args.topology.as_ref())?;
+    let dcfg = thresholds(args.inputs.thresholds.as_ref())?;
+    let resolver = args.inputs.resolver()?;
     let lookback = parse_duration(&args.window).map_err(input_or)?;
     let q = PoorUsersQuery {
         at_s: match &args.at {

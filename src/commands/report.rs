@@ -1,12 +1,10 @@
 //! `cemflow report`: a complaints batch as `report.csv` and a self-contained
 //! `report.html` (verdict summary, per-complaint CEI timelines, per-element chart).
 
-use crate::commands::demarcate::{input_or, resolver, thresholds};
+use crate::commands::demarcate::{input_or, VerdictInputs};
 use anyhow::Context;
-use cemflow_dataflow::PSEUDO_KEY_ENV;
 use cemflow_lakehouse::Lake;
 use cemflow_queries::demarcate::{read_complaints, requests_for};
-use cemflow_queries::util::parse_duration;
 use cemflow_queries::{append_demarcations, build_report, write_report, QuerySession};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,15 +24,9 @@ pub struct ReportArgs {
     /// Window before each complaint (e.g. 30m).
     #[arg(long, default_value = "30m")]
     pub window: String,
-    /// Topology CSV (maps raw users to subscriber ids and home ids, as at ingest).
-    #[arg(long, env = "CEMFLOW_TOPOLOGY", value_name = "FILE")]
-    pub topology: Option<PathBuf>,
-    /// Pseudonymisation key (to look up raw users).
-    #[arg(long = "pseudo-key", env = PSEUDO_KEY_ENV, hide_env_values = true)]
-    pub pseudo_key: Option<String>,
-    /// Demarcation thresholds as JSON (fields of `DemarcationConfig`; missing = defaults).
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<PathBuf>,
+    /// How users are resolved and verdicts decided.
+    #[command(flatten)]
+    pub inputs: VerdictInputs,
     /// Also append the verdicts to the `demarcations` table.
     #[arg(long)]
     pub store: bool,
@@ -42,9 +34,8 @@ pub struct ReportArgs {
 
 /// Runs the command.
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let mut cfg = thresholds(args.thresholds.as_ref())?;
-    cfg.window_s = parse_duration(&args.window).map_err(input_or)?;
-    let resolver = resolver(args.pseudo_key.as_deref(), args.topology.as_ref())?;
+    let cfg = args.inputs.config(&args.window)?;
+    let resolver = args.inputs.resolver()?;
     let complaints = read_complaints(&args.complaints).map_err(input_or)?;
     let reqs = requests_for(&complaints, &resolver, None).map_err(input_or)?;
     let lake = Lake::open_existing(&args.lake).map_err(|e| crate::InputError(e.to_string()))?;
