@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod commands;
+mod metrics;
 mod output;
 
 #[global_allocator]
@@ -32,6 +33,9 @@ enum Command {
     /// Ingest captures into the lake: flows, per-user and per-element minutes with CEI,
     /// anomalies (timely dataflow, exactly once per source).
     Ingest(commands::ingest::IngestArgs),
+    /// Live probe on mirror ports: capture into the lake continuously, a window a minute
+    /// (AF_PACKET, Linux; needs CAP_NET_RAW).
+    Capture(commands::capture::CaptureArgs),
     /// Lake maintenance (info, optimize, vacuum) and dimension loads (topology, complaints).
     Lake(commands::lake::LakeArgs),
     /// SQL over the lake: one statement (-e) or an interactive shell.
@@ -47,6 +51,9 @@ enum Command {
     Report(commands::report::ReportArgs),
     /// Synthesise a capture with injected faults, ground truth and topology.
     Synth(commands::synth::SynthArgs),
+    /// Network telemetry into the lake: IPFIX / NetFlow v9 collector (or captures of
+    /// exports) → flow_telemetry, element KPI files → telemetry.
+    Telemetry(commands::telemetry::TelemetryArgs),
     /// Score demarcation verdicts against a `synth --truth` file (tuning, tests).
     #[command(hide = true)]
     Evaluate(commands::evaluate::EvaluateArgs),
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Flows(args) => commands::flows::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
+        Command::Capture(args) => commands::capture::run(args),
         Command::Lake(args) => commands::lake::run(args),
         Command::Sql(args) => commands::sql::run(args),
         Command::Serve(args) => commands::serve::run(args),
@@ -77,6 +85,7 @@ fn main() -> ExitCode {
         Command::Demarcate(args) => commands::demarcate::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Synth(args) => commands::synth::run(args),
+        Command::Telemetry(args) => commands::telemetry::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
     };
     match result {

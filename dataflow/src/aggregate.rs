@@ -11,6 +11,10 @@
 //!   segments; `jitter_ms` = max; `txn_ms`, `ttfb_ms` = medians over flows measuring them.
 //! - Models needing an RTT (`live`, `voice`, `gaming`) use the user's all-flows RTT when
 //!   the category's own flows (often UDP) measured none.
+//!
+//! Cost: one pass over the slices into per-category running sums (no maps; medians of up
+//! to 8 flows kept inline), one short sort by server for the server observations; element
+//! ids are shared (`Arc<str>`), so a slice is never copied.
 
 use crate::cei::{cei_to_mos, mos_to_cei, CeiConfig, ModelInput, MOS_MAX};
 use crate::input::UserSlice;
@@ -18,7 +22,7 @@ use crate::pseudo::key_hex;
 use crate::rows::{ElementMinute, UserMinute, CATEGORY_ALL};
 use cemflow_ingest::catalog::Category;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Element level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,7 +54,8 @@ pub struct ElementObs {
     /// Level of the element.
     pub level: Level,
     /// Element id.
-    pub element_id: String,
+    #[serde(with = "crate::input::arc_str")]
+    pub element_id: Arc<str>,
     /// The user (pseudonym), for a canonical order.
     pub user: u64,
     /// The user's CEI on this element (overall CEI for access/core, the CEI of the user's
@@ -78,6 +83,35 @@ pub struct UserWindow {
     pub elements: Vec<ElementObs>,
 }
 
+/// Per-flow times of a group (medians): the first 8 inline, more on the heap.
+#[derive(Clone, Debug, Default)]
+struct Samples {
+    inline: [f32; 8],
+    n: u8,
+    more: Vec<f32>,
+}
+
+impl Samples {
+    fn push(&mut self, v: f32) {
+        if let Some(slot) = self.inline.get_mut(self.n as usize) {
+            *slot = v;
+            self.n += 1;
+        } else {
+            self.more.push(v);
+        }
+    }
+
+    fn median(&self) -> Option<f32> {
+        if self.more.is_empty() {
+            let mut a = self.inline;
+            median(&mut a[..self.n as usize])
+        } else {
+            let mut v: Vec<f32> = self.inline.iter().chain(&self.more).copied().collect();
+            median(&mut v)
+        }
+    }
+}
+
 /// Running sums of a group of slices.
 #[derive(Clone, Debug, Default)]
 pub struct Group {
@@ -94,8 +128,8 @@ pub struct Group {
     lost: u64,
     rtp: (u64, u64),
     jitter: Option<f32>,
-    txn: Vec<f32>,
-    ttfb: Vec<f32>,
+    txn: Samples,
+    ttfb: Samples,
     required: Option<f32>,
     plan: Option<f32>,
 }
@@ -112,7 +146,7 @@ pub fn median(v: &mut [f32]) -> Option<f32> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f32::total_cmp);
+    v.sort_unstable_by(f32::total_cmp);
     let n = v.len();
     Some(if n % 2 == 1 {
         v[n / 2]
@@ -126,14 +160,15 @@ pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(f32::total_cmp);
+    v.sort_unstable_by(f32::total_cmp);
     let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
     Some(v[rank.min(v.len()) - 1])
 }
 
 impl Group {
-    /// Adds one slice.
-    pub fn add(&mut self, s: &UserSlice) {
+    /// Adds one slice. A transaction time without a measured TTFB gets
+    /// `cfg.web.ttfb_rtts` of the flow's RTT added (the encrypted first request/response).
+    pub fn add(&mut self, s: &UserSlice, cfg: &CeiConfig) {
         self.flows += 1;
         self.active_ns += s.active_ns[0].max(s.active_ns[1]);
         self.active_down_ns += s.active_ns[1];
@@ -150,8 +185,22 @@ impl Group {
         self.rtp.0 += s.rtp.0 as u64;
         self.rtp.1 += s.rtp.1 as u64;
         self.jitter = max_opt(self.jitter, s.jitter_ms);
-        self.txn.extend(s.txn_ms);
-        self.ttfb.extend(s.ttfb_ms);
+        if let Some(t) = s.txn_ms {
+            let leg = |(sum, n): (f32, u32)| (n > 0).then(|| sum / n as f32);
+            let rtt = match (leg(s.rtt_client), leg(s.rtt_server)) {
+                (Some(c), Some(v)) => c + v,
+                (c, v) => c.or(v).unwrap_or(0.0),
+            };
+            let unseen = if s.ttfb_ms.is_none() {
+                cfg.web.ttfb_rtts as f32 * rtt
+            } else {
+                0.0
+            };
+            self.txn.push(t + unseen);
+        }
+        if let Some(t) = s.ttfb_ms {
+            self.ttfb.push(t);
+        }
         self.required = max_opt(self.required, s.required_mbps);
         self.plan = max_opt(self.plan, s.plan_mbps);
     }
@@ -198,18 +247,24 @@ impl Group {
     }
 
     /// The model input of this group; `rtt_fallback` is used when the group measured no RTT.
-    fn model_input(&mut self, window_s: i64, rtt_fallback: Option<f64>) -> ModelInput {
+    fn model_input(&self, window_s: i64, rtt_fallback: Option<f64>) -> ModelInput {
         ModelInput {
-            txn_ms: median(&mut self.txn).map(f64::from),
+            txn_ms: self.txn.median().map(f64::from),
             rtt_ms: self.rtt_total().or(rtt_fallback),
             jitter_ms: self.jitter.map(f64::from),
             loss_pct: self.loss_pct(),
             throughput_mbps: self.throughput_mbps(window_s),
             payload_down: self.payload_down,
+            active_down_s: (self.active_down_ns as f64 / 1e9).min(window_s as f64),
             required_mbps: self.required.map(f64::from),
             plan_mbps: self.plan.map(f64::from),
             rtp: self.rtp.0 > 0,
         }
+    }
+
+    /// MOS of the group as category `cat` (`None` = unrated).
+    fn mos(&self, cfg: &CeiConfig, cat: Category, window_s: i64, rtt: Option<f64>) -> Option<f64> {
+        cfg.category_mos(cat, &self.model_input(window_s, rtt))
     }
 }
 
@@ -221,48 +276,61 @@ fn slice_cei(
     rtt_fallback: Option<f64>,
 ) -> Option<f64> {
     let mut g = Group::default();
-    g.add(s);
-    let k = g.model_input(window_s, rtt_fallback);
-    cfg.category_mos(s.category, &k).map(mos_to_cei)
+    g.add(s, cfg);
+    g.mos(cfg, s.category, window_s, rtt_fallback)
+        .map(mos_to_cei)
 }
 
-/// Server with most poor flows (ties: most downstream bytes, then name).
+/// Server with most poor flows among `poor` (ties: most downstream bytes, then the
+/// smallest name).
 fn worst_server<'a>(poor: impl Iterator<Item = &'a UserSlice>) -> Option<String> {
-    let mut by: BTreeMap<&str, (u32, u64)> = BTreeMap::new();
+    let mut by: Vec<(&str, u32, u64)> = Vec::new();
     for s in poor {
-        let e = by.entry(s.server.as_str()).or_default();
-        e.0 += 1;
-        e.1 += s.bytes_down;
+        match by.iter_mut().find(|e| e.0 == &*s.server) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += s.bytes_down;
+            }
+            None => by.push((&s.server, 1, s.bytes_down)),
+        }
     }
     by.into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
-        .map(|(k, _)| k.to_string())
+        .max_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)).then_with(|| b.0.cmp(a.0)))
+        .map(|e| e.0.to_string())
 }
 
 fn f32o(v: Option<f64>) -> Option<f32> {
     v.map(|x| x as f32)
 }
 
-/// Rates the categories of `slices` (one user, one window): per category its group, model
-/// input and MOS (`None` = unrated).
-fn rate_categories(
-    cfg: &CeiConfig,
-    window_s: i64,
-    slices: &[&UserSlice],
-    rtt_fallback: Option<f64>,
-) -> Vec<(Category, Group, Option<f64>)> {
-    let mut groups: BTreeMap<Category, Group> = BTreeMap::new();
+/// Per-category groups of some slices, indexed by `Category as usize` (the order of
+/// `Category::ALL`, which is the category order of the rows).
+type ByCategory = [Option<Group>; Category::ALL.len()];
+
+fn by_category<'a>(cfg: &CeiConfig, slices: impl Iterator<Item = &'a UserSlice>) -> ByCategory {
+    let mut g: ByCategory = Default::default();
     for s in slices {
-        groups.entry(s.category).or_default().add(s);
+        if let Some(slot) = g.get_mut(s.category as usize) {
+            slot.get_or_insert_with(Group::default).add(s, cfg);
+        }
     }
-    groups
-        .into_iter()
-        .map(|(cat, mut g)| {
-            let k = g.model_input(window_s, rtt_fallback);
-            let mos = cfg.category_mos(cat, &k);
-            (cat, g, mos)
-        })
-        .collect()
+    g
+}
+
+/// Overall CEI of per-category groups (`None` when no category is rated).
+fn overall(cfg: &CeiConfig, window_s: i64, groups: &ByCategory, rtt: Option<f64>) -> Option<f64> {
+    let mut parts = [(0.0, 0.0); Category::ALL.len()];
+    let mut n = 0;
+    for (cat, g) in Category::ALL.iter().zip(groups) {
+        if let Some(m) = g.as_ref().and_then(|g| g.mos(cfg, *cat, window_s, rtt)) {
+            parts[n] = (
+                mos_to_cei(m),
+                g.as_ref().map_or(0.0, |g| g.active_s(window_s)),
+            );
+            n += 1;
+        }
+    }
+    cfg.overall_cei(&parts[..n])
 }
 
 /// Aggregates one user's slices of one window (all with the same `user` and
@@ -279,10 +347,10 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
     let user_key = key_hex(first.user);
     let mut all = Group::default();
     for s in slices {
-        all.add(s);
+        all.add(s, cfg);
     }
+    let groups = by_category(cfg, slices.iter());
     let user_rtt = all.rtt_total();
-    let refs: Vec<&UserSlice> = slices.iter().collect();
     // Per-flow poorness, for worst_server.
     let flow_poor: Vec<bool> = slices
         .iter()
@@ -297,56 +365,50 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
                 .map(|(s, _)| s),
         )
     };
-    let row =
-        |category: &str, g: &mut Group, mos: f64, cei: f64, worst: Option<String>| UserMinute {
-            window_start_s: ws,
-            user_key: user_key.clone(),
-            category: category.to_string(),
-            access_element: first.access_element.clone(),
-            core_element: first.core_element.clone(),
-            flows: g.flows,
-            active_s: g.active_s(window_s) as f32,
-            bytes_down: g.bytes_down,
-            bytes_up: g.bytes_up,
-            throughput_down_mbps: f32o(g.throughput_mbps(window_s)),
-            rtt_client_ms: f32o(g.rtt_client()),
-            rtt_server_ms: f32o(g.rtt_server()),
-            retrans_rate: f32o(g.retrans_rate()),
-            loss_pct: f32o(g.loss_pct()),
-            jitter_ms: g.jitter,
-            txn_ms: median(&mut g.txn),
-            ttfb_ms: median(&mut g.ttfb),
-            mos: mos as f32,
-            cei: cei as f32,
-            poor: cfg.is_poor(cei),
-            worst_server: worst,
-        };
-    let mut out = UserWindow::default();
-    let mut parts = Vec::new();
-    for (cat, mut g, mos) in rate_categories(cfg, window_s, &refs, user_rtt) {
+    let row = |category: &str, g: &Group, mos: f64, cei: f64, worst: Option<String>| UserMinute {
+        window_start_s: ws,
+        user_key: user_key.clone(),
+        category: category.to_string(),
+        access_element: first.access_element.to_string(),
+        core_element: first.core_element.to_string(),
+        flows: g.flows,
+        active_s: g.active_s(window_s) as f32,
+        bytes_down: g.bytes_down,
+        bytes_up: g.bytes_up,
+        throughput_down_mbps: f32o(g.throughput_mbps(window_s)),
+        rtt_client_ms: f32o(g.rtt_client()),
+        rtt_server_ms: f32o(g.rtt_server()),
+        retrans_rate: f32o(g.retrans_rate()),
+        loss_pct: f32o(g.loss_pct()),
+        jitter_ms: g.jitter,
+        txn_ms: g.txn.median(),
+        ttfb_ms: g.ttfb.median(),
+        mos: mos as f32,
+        cei: cei as f32,
+        poor: cfg.is_poor(cei),
+        worst_server: worst,
+    };
+    let mut out = UserWindow {
+        minutes: Vec::with_capacity(4),
+        elements: Vec::new(),
+    };
+    for (cat, g) in Category::ALL.iter().zip(&groups) {
+        let Some(g) = g else { continue };
+        let mos = g.mos(cfg, *cat, window_s, user_rtt);
         let cei = mos.map_or(100.0, mos_to_cei);
-        if mos.is_some() {
-            parts.push((cei, g.active_s(window_s)));
-        }
         let r = row(
             cat.as_str(),
-            &mut g,
+            g,
             mos.unwrap_or(MOS_MAX),
             cei,
-            poor_flows(Some(cat)),
+            poor_flows(Some(*cat)),
         );
         out.minutes.push(r);
     }
-    let overall = cfg.overall_cei(&parts);
-    let cei = overall.unwrap_or(100.0);
-    let all_row = row(
-        CATEGORY_ALL,
-        &mut all,
-        cei_to_mos(cei),
-        cei,
-        poor_flows(None),
-    );
-    if overall.is_some() {
+    let overall_cei = overall(cfg, window_s, &groups, user_rtt);
+    let cei = overall_cei.unwrap_or(100.0);
+    let all_row = row(CATEGORY_ALL, &all, cei_to_mos(cei), cei, poor_flows(None));
+    if overall_cei.is_some() {
         for (level, id) in [
             (Level::Access, &first.access_element),
             (Level::Core, &first.core_element),
@@ -354,7 +416,7 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
             out.elements.push(ElementObs {
                 window_start_s: ws,
                 level,
-                element_id: id.clone(),
+                element_id: Arc::clone(id),
                 user: first.user,
                 cei: all_row.cei,
                 poor: all_row.poor,
@@ -365,27 +427,22 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
             });
         }
         // Per server element: the user's CEI over its flows to that server.
-        let mut by_server: BTreeMap<&str, Vec<&UserSlice>> = BTreeMap::new();
-        for s in slices {
-            by_server.entry(s.server.as_str()).or_default().push(s);
-        }
-        for (server, ss) in by_server {
-            let rated = rate_categories(cfg, window_s, &ss, user_rtt);
-            let parts: Vec<(f64, f64)> = rated
-                .iter()
-                .filter_map(|(_, g, m)| m.map(|m| (mos_to_cei(m), g.active_s(window_s))))
-                .collect();
-            let Some(cei) = cfg.overall_cei(&parts) else {
+        let mut order: Vec<&UserSlice> = slices.iter().collect();
+        order.sort_by(|a, b| a.server.cmp(&b.server));
+        for run in order.chunk_by(|a, b| a.server == b.server) {
+            let groups = by_category(cfg, run.iter().copied());
+            let (Some(head), Some(cei)) = (run.first(), overall(cfg, window_s, &groups, user_rtt))
+            else {
                 continue;
             };
             let mut g = Group::default();
-            for s in &ss {
-                g.add(s);
+            for s in run {
+                g.add(s, cfg);
             }
             out.elements.push(ElementObs {
                 window_start_s: ws,
                 level: Level::Server,
-                element_id: server.to_string(),
+                element_id: Arc::clone(&head.server),
                 user: first.user,
                 cei: cei as f32,
                 poor: cfg.is_poor(cei),
@@ -540,7 +597,7 @@ mod tests {
             lv,
             [Level::Access, Level::Core, Level::Server, Level::Server]
         );
-        assert_eq!(w.elements[0].element_id, "olt1/pon1");
+        assert_eq!(&*w.elements[0].element_id, "olt1/pon1");
         assert_eq!(w.elements[1].cei, all.cei);
     }
 
@@ -572,7 +629,7 @@ mod tests {
             .elements
             .iter()
             .filter(|e| e.level == Level::Server)
-            .map(|e| (e.element_id.as_str(), e.poor))
+            .map(|e| (&*e.element_id, e.poor))
             .collect();
         assert_eq!(
             srv,

@@ -25,7 +25,7 @@
 //! at once. Step the worker until the probe is done (see [`Pipeline::finish`]).
 
 use crate::aggregate::{element_minute, user_window, ElementObs, Level};
-use crate::anomaly::{AnomalyConfig, HourOfWeekBaselines, Scorer};
+use crate::anomaly::{AnomalyConfig, HourOfWeekBaselines, Score, Scorer};
 use crate::cei::CeiConfig;
 use crate::input::UserSlice;
 use crate::pseudo::key_hex;
@@ -207,11 +207,13 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Closes this worker's input and steps the worker until the whole graph has drained.
+    /// Closes this worker's input and steps the worker until the whole graph has drained,
+    /// parking the thread while it has nothing to do (a worker waiting for the others'
+    /// windows must not spin on a core the readers need).
     pub fn finish(mut self, worker: &mut Worker) {
         self.input.close();
         while !self.probe.done() {
-            worker.step();
+            worker.step_or_park(None);
         }
     }
 }
@@ -245,17 +247,18 @@ where
                 Exchange::new(|s: &UserSlice| s.user),
                 "UserWindows",
                 move |_cap, _info| {
-                    type Open = (Capability<Time>, HashMap<u64, Vec<UserSlice>>);
+                    type Open = (Capability<Time>, HashMap<u64, Vec<UserSlice>, Fixed>);
                     let mut stash: BTreeMap<Time, Open> = BTreeMap::new();
-                    let mut scorer = Scorer::default();
+                    let mut scorer = Scorer::new(USER_METRICS);
+                    let mut scores = Vec::new();
                     move |(input, frontier), output| {
                         input.for_each_stamp(|cap, data| {
                             for batch in data {
                                 for s in batch.drain(..) {
                                     let t = s.window_start_s.max(0) as Time;
-                                    let e = stash
-                                        .entry(t)
-                                        .or_insert_with(|| (cap.delayed(&t, 0), HashMap::new()));
+                                    let e = stash.entry(t).or_insert_with(|| {
+                                        (cap.delayed(&t, 0), HashMap::with_hasher(fixed()))
+                                    });
                                     e.1.entry(s.user).or_default().push(s);
                                 }
                             }
@@ -272,14 +275,16 @@ where
                                 let w = user_window(&cfg1.cei, window_s, &mut slices);
                                 for m in w.minutes {
                                     if m.category == CATEGORY_ALL {
-                                        for r in user_anomalies(
+                                        user_anomalies(
                                             &mut scorer,
                                             &cfg1.anomaly,
                                             how1.as_deref(),
                                             window_s,
                                             &m,
-                                        ) {
-                                            session.give(Ok(Row::Anomaly(r)));
+                                            &mut scores,
+                                        );
+                                        for (k, sc) in scores.drain(..) {
+                                            session.give(Ok(Row::Anomaly(user_row(&m, k, sc))));
                                         }
                                     }
                                     session.give(Ok(Row::User(m)));
@@ -304,18 +309,22 @@ where
                 Exchange::new(|o: &ElementObs| fnv(o.level, &o.element_id)),
                 "ElementWindows",
                 move |_cap, _info| {
-                    type Open = (Capability<Time>, HashMap<(Level, String), Vec<ElementObs>>);
+                    type Open = (
+                        Capability<Time>,
+                        HashMap<(Level, Arc<str>), Vec<ElementObs>, Fixed>,
+                    );
                     let mut stash: BTreeMap<Time, Open> = BTreeMap::new();
-                    let mut scorer = Scorer::default();
+                    let mut scorer = Scorer::new(ELEMENT_METRICS);
+                    let mut scores = Vec::new();
                     move |(input, frontier), output| {
                         input.for_each_stamp(|cap, data| {
                             for batch in data {
                                 for o in batch.drain(..) {
                                     let t = o.window_start_s.max(0) as Time;
-                                    let e = stash
-                                        .entry(t)
-                                        .or_insert_with(|| (cap.delayed(&t, 0), HashMap::new()));
-                                    e.1.entry((o.level, o.element_id.clone()))
+                                    let e = stash.entry(t).or_insert_with(|| {
+                                        (cap.delayed(&t, 0), HashMap::with_hasher(fixed()))
+                                    });
+                                    e.1.entry((o.level, Arc::clone(&o.element_id)))
                                         .or_default()
                                         .push(o);
                                 }
@@ -337,6 +346,7 @@ where
                                     how2.as_deref(),
                                     window_s,
                                     &em,
+                                    &mut scores,
                                 ) {
                                     session.give(Row::Anomaly(r));
                                 }
@@ -404,67 +414,117 @@ where
     }
 }
 
+/// Deterministic hasher of the operators' maps (fast, no per-process random state).
+type Fixed = foldhash::fast::FixedState;
+
+fn fixed() -> Fixed {
+    Fixed::with_seed(0x5eed)
+}
+
+/// User metrics scored for anomalies, in [`user_anomalies`]' order.
+const USER_METRICS: &[&str] = &[
+    "cei",
+    "rtt_client_ms",
+    "rtt_server_ms",
+    "retrans_rate",
+    "throughput_down_mbps",
+];
+
+/// Element metrics scored for anomalies, in [`element_anomalies`]' order.
+const ELEMENT_METRICS: &[&str] = &[
+    "cei",
+    "poor_share",
+    "rtt_client_ms",
+    "rtt_server_ms",
+    "retrans_rate",
+];
+
+/// Scores a user's overall row; pushes `(metric index, score)` of the rows to emit.
 fn user_anomalies(
     scorer: &mut Scorer,
     cfg: &AnomalyConfig,
     how: Option<&HourOfWeekBaselines>,
     window_s: i64,
     m: &UserMinute,
-) -> Vec<AnomalyRow> {
-    let metrics: [(&'static str, Option<f32>); 5] = [
-        ("cei", Some(m.cei)),
-        ("rtt_client_ms", m.rtt_client_ms),
-        ("rtt_server_ms", m.rtt_server_ms),
-        ("retrans_rate", m.retrans_rate),
-        ("throughput_down_mbps", m.throughput_down_mbps),
+    out: &mut Vec<(usize, Score)>,
+) {
+    let v = |x: Option<f32>| x.map(f64::from);
+    let values = [
+        Some(m.cei as f64),
+        v(m.rtt_client_ms),
+        v(m.rtt_server_ms),
+        v(m.retrans_rate),
+        v(m.throughput_down_mbps),
     ];
-    metrics
-        .into_iter()
-        .filter_map(|(name, v)| {
-            let v = v?;
-            scorer.score(
-                cfg,
-                how,
-                window_s,
-                m.window_start_s,
-                "user",
-                &m.user_key,
-                name,
-                v as f64,
-            )
-        })
-        .filter(|r| cfg.emit_all_user_rows || r.anomalous)
-        .collect()
+    // The pseudonym's hex form is the u64 it encodes; fall back to hashing it.
+    let key =
+        u64::from_str_radix(&m.user_key, 16).unwrap_or_else(|_| fnv(Level::Access, &m.user_key));
+    scorer.observe(
+        cfg,
+        how,
+        window_s,
+        m.window_start_s,
+        key,
+        &m.user_key,
+        &values,
+        cfg.emit_all_user_rows,
+        out,
+    );
 }
 
+fn user_row(m: &UserMinute, k: usize, sc: Score) -> AnomalyRow {
+    let metric = USER_METRICS.get(k).copied().unwrap_or("cei");
+    let value = match k {
+        0 => Some(m.cei),
+        1 => m.rtt_client_ms,
+        2 => m.rtt_server_ms,
+        3 => m.retrans_rate,
+        _ => m.throughput_down_mbps,
+    };
+    sc.row(
+        m.window_start_s,
+        "user",
+        &m.user_key,
+        metric,
+        value.map_or(f64::NAN, f64::from),
+    )
+}
+
+/// Scores an element's row; every scored metric gives a row.
 fn element_anomalies(
     scorer: &mut Scorer,
     cfg: &AnomalyConfig,
     how: Option<&HourOfWeekBaselines>,
     window_s: i64,
     e: &ElementMinute,
+    scores: &mut Vec<(usize, Score)>,
 ) -> Vec<AnomalyRow> {
     let id = format!("{}:{}", e.level, e.element_id);
-    let metrics: [(&'static str, Option<f32>); 5] = [
-        ("cei", Some(e.cei_mean)),
-        ("poor_share", Some(e.poor_share)),
-        ("rtt_client_ms", e.rtt_client_ms_median),
-        ("rtt_server_ms", e.rtt_server_ms_median),
-        ("retrans_rate", e.retrans_rate),
+    let v = |x: Option<f32>| x.map(f64::from);
+    let values = [
+        Some(e.cei_mean as f64),
+        Some(e.poor_share as f64),
+        v(e.rtt_client_ms_median),
+        v(e.rtt_server_ms_median),
+        v(e.retrans_rate),
     ];
-    metrics
-        .into_iter()
-        .filter_map(|(name, v)| {
-            scorer.score(
-                cfg,
-                how,
-                window_s,
-                e.window_start_s,
-                "element",
-                &id,
-                name,
-                v? as f64,
-            )
+    scorer.observe(
+        cfg,
+        how,
+        window_s,
+        e.window_start_s,
+        crate::anomaly::fnv1a(&id),
+        &id,
+        &values,
+        true,
+        scores,
+    );
+    scores
+        .drain(..)
+        .map(|(k, sc)| {
+            let metric = ELEMENT_METRICS.get(k).copied().unwrap_or("cei");
+            let value = values.get(k).copied().flatten().unwrap_or(f64::NAN);
+            sc.row(e.window_start_s, "element", &id, metric, value)
         })
         .collect()
 }

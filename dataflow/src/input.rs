@@ -7,7 +7,7 @@
 
 use crate::pseudo::{key_hex, Pseudonymizer};
 use crate::rows::FlowRow;
-use crate::topology::Topology;
+use crate::topology::{Span, Topology};
 use cemflow_ingest::catalog::Category;
 use cemflow_ingest::decode::TunnelKind;
 use cemflow_ingest::flow::{FlowEnd, FlowSlice, FlowSummary};
@@ -25,14 +25,17 @@ pub struct UserSlice {
     pub user: u64,
     /// Flow id (for per-flow evidence).
     pub flow_id: u64,
-    /// Access element of the user.
-    pub access_element: String,
+    /// Access element of the user (shared, so a slice is cheap to copy).
+    #[serde(with = "arc_str")]
+    pub access_element: Arc<str>,
     /// Core element of the user.
-    pub core_element: String,
+    #[serde(with = "arc_str")]
+    pub core_element: Arc<str>,
     /// Subscriber plan, Mbit/s, when the topology gives it.
     pub plan_mbps: Option<f32>,
     /// Server element: server prefix, `|app` appended when the catalog named the app.
-    pub server: String,
+    #[serde(with = "arc_str")]
+    pub server: Arc<str>,
     /// Service category.
     pub category: Category,
     /// Bitrate the application needs, Mbit/s (catalog).
@@ -75,15 +78,18 @@ pub struct Enricher {
     topology: Arc<Topology>,
     clients: HashMap<IpAddr, Arc<Placed>>,
     servers: HashMap<IpAddr, Arc<str>>,
+    /// Server elements by (server address, app).
+    server_elements: HashMap<(IpAddr, Option<Arc<str>>), Arc<str>>,
     cache_cap: usize,
 }
 
-/// A client address resolved once.
+/// A client address resolved once (for the time span its answer holds).
 #[derive(Debug)]
 struct Placed {
+    span: Span,
     user: u64,
-    access: String,
-    core: String,
+    access: Arc<str>,
+    core: Arc<str>,
     plan: Option<f32>,
 }
 
@@ -95,6 +101,7 @@ impl Enricher {
             topology,
             clients: HashMap::new(),
             servers: HashMap::new(),
+            server_elements: HashMap::new(),
             cache_cap: 1 << 20,
         }
     }
@@ -109,18 +116,20 @@ impl Enricher {
         &self.pseudo
     }
 
-    fn placed(&mut self, ip: IpAddr) -> Arc<Placed> {
-        if let Some(p) = self.clients.get(&ip) {
+    /// Where `ip` sits at `t_s` (the topology may be versioned by validity time).
+    fn placed(&mut self, ip: IpAddr, t_s: i64) -> Arc<Placed> {
+        if let Some(p) = self.clients.get(&ip).filter(|p| p.span.contains(t_s)) {
             return Arc::clone(p);
         }
         if self.clients.len() >= self.cache_cap {
             self.clients.clear();
         }
-        let pl = self.topology.place(ip);
+        let (pl, span) = self.topology.place_at(ip, t_s);
         let p = Arc::new(Placed {
+            span,
             user: self.pseudo.user_key_u64(&pl.subscriber_id),
-            access: pl.access_element,
-            core: pl.core_element,
+            access: pl.access_element.into(),
+            core: pl.core_element.into(),
             plan: pl.plan_mbps.map(|v| v as f32),
         });
         self.clients.insert(ip, Arc::clone(&p));
@@ -139,6 +148,24 @@ impl Enricher {
         p
     }
 
+    /// The server element of `ip` for `app`: its prefix, `|app` appended when known.
+    fn server_element(&mut self, ip: IpAddr, app: &Option<Arc<str>>) -> Arc<str> {
+        let key = (ip, app.clone());
+        if let Some(e) = self.server_elements.get(&key) {
+            return Arc::clone(e);
+        }
+        if self.server_elements.len() >= self.cache_cap {
+            self.server_elements.clear();
+        }
+        let prefix = self.server_prefix(ip);
+        let e: Arc<str> = match app.as_deref() {
+            Some(app) => format!("{prefix}|{app}").into(),
+            None => prefix,
+        };
+        self.server_elements.insert(key, Arc::clone(&e));
+        e
+    }
+
     /// Converts a flow slice; `None` for flows that are not user traffic (the outer flow
     /// of a tunnel: its inner flows carry the users).
     pub fn slice(&mut self, s: &FlowSlice) -> Option<UserSlice> {
@@ -146,23 +173,20 @@ impl Enricher {
         if m.carrier_of != TunnelKind::None {
             return None;
         }
-        let p = self.placed(m.client_ip);
-        let prefix = self.server_prefix(m.server_ip);
-        let server = match s.class.app.as_deref() {
-            Some(app) => format!("{prefix}|{app}"),
-            None => prefix.to_string(),
-        };
+        let window_start_s = (s.window_start_ns / 1_000_000_000) as i64;
+        let p = self.placed(m.client_ip, window_start_s);
+        let server = self.server_element(m.server_ip, &s.class.app);
         let k = &s.kpi;
         let leg = |sum: f32, n: u32, hs: Option<f32>| match (n, hs) {
             (0, Some(h)) => (h, 1),
             _ => (sum, n),
         };
         Some(UserSlice {
-            window_start_s: (s.window_start_ns / 1_000_000_000) as i64,
+            window_start_s,
             user: p.user,
             flow_id: m.flow_id,
-            access_element: p.access.clone(),
-            core_element: p.core.clone(),
+            access_element: Arc::clone(&p.access),
+            core_element: Arc::clone(&p.core),
             plan_mbps: p.plan,
             server,
             category: s.class.category,
@@ -199,13 +223,30 @@ impl Enricher {
     /// The lake `flows` row of a finished flow; `None` for tunnel carrier flows is *not*
     /// applied here (transport flows are kept in `flows`, keyed by their client's pseudonym).
     pub fn flow_row(&mut self, e: &FlowEnd) -> FlowRow {
-        let p = self.placed(e.meta.client_ip);
+        let p = self.placed(e.meta.client_ip, (e.first_ts_ns / 1_000_000_000) as i64);
         FlowRow::from_summary(
             FlowSummary::from_end(e),
             key_hex(p.user),
-            p.access.clone(),
-            p.core.clone(),
+            p.access.to_string(),
+            p.core.to_string(),
         )
+    }
+}
+
+/// Serde for `Arc<str>` fields as plain strings (serde's `rc` feature is off): slices and
+/// element observations cross process boundaries serialized.
+pub(crate) mod arc_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    /// Writes the string.
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    /// Reads a string into a fresh `Arc<str>`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
     }
 }
 
@@ -275,12 +316,9 @@ mod tests {
         let mut e = Enricher::new(p.clone(), Arc::new(topo));
         let u = e.slice(&slice("10.0.0.5", TunnelKind::None)).unwrap();
         assert_eq!(u.user, p.user_key_u64("home-1"));
-        assert_eq!(
-            (u.access_element.as_str(), u.core_element.as_str()),
-            ("olt1", "bng1")
-        );
+        assert_eq!((&*u.access_element, &*u.core_element), ("olt1", "bng1"));
         assert_eq!(u.plan_mbps, Some(100.0));
-        assert_eq!(u.server, "203.0.113.0/24|youtube");
+        assert_eq!(&*u.server, "203.0.113.0/24|youtube");
         assert_eq!(u.window_start_s, 1_700_000_040);
         assert_eq!(u.rtt_client, (12.0, 1));
         assert_eq!(u.rtt_server, (90.0, 3));
@@ -299,8 +337,8 @@ mod tests {
         // Default placement; carrier flows are not users.
         let u = e.slice(&slice("192.168.1.20", TunnelKind::None)).unwrap();
         assert_eq!(u.user, p.user_key_u64("192.168.1.20"));
-        assert_eq!(u.access_element, "192.168.1.0/24");
-        assert_eq!(u.core_element, "core0");
+        assert_eq!(&*u.access_element, "192.168.1.0/24");
+        assert_eq!(&*u.core_element, "core0");
         assert!(e.slice(&slice("192.168.1.20", TunnelKind::Gtpu)).is_none());
     }
 }

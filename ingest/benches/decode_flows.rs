@@ -6,13 +6,16 @@
 //! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
 //! `cemflow-bench-mixed-v4.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
 //! very same file. Reported throughput is packets per second on
-//! one core (the table is single-threaded).
+//! one core (the table is single-threaded), measured in thread CPU time ([`CpuTime`]) so
+//! that other processes competing for the machine's cores don't distort it; the peer
+//! ratio compares CPU times too (ours vs the ndpiReader child's).
 
 use cemflow_ingest::capture::read_files;
 use cemflow_ingest::decode::LinkType;
 use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowTable};
 use cemflow_ingest::source::{CaptureReader, PcapWriter, TsResolution};
 use cemflow_ingest::synth::{dns_query_message, tls_client_hello_record, tls_server_hello_records};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use std::path::PathBuf;
@@ -179,9 +182,63 @@ fn ensure_capture() -> (PathBuf, u64) {
     (path, packets)
 }
 
+/// Thread CPU time (user + system) as criterion's measurement, in ns: what one core
+/// spends, whatever else runs on the machine.
+struct CpuTime;
+
+/// CPU time of the calling thread, ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time (user + system) used so far by this process's waited-for children, s.
+fn children_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Durations are formatted as criterion formats wall time.
+static DURATION_FORMAT: WallTime = WallTime;
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        DURATION_FORMAT.formatter()
+    }
+}
+
 /// One full pass over the capture: flows ended.
-fn one_pass(path: &std::path::Path) -> u64 {
-    let mut table = FlowTable::new(FlowConfig::default());
+fn one_pass(path: &std::path::Path, inspect: bool) -> u64 {
+    let mut table = FlowTable::new(FlowConfig {
+        inspect,
+        ..FlowConfig::default()
+    });
     let mut ends = 0u64;
     let mut sink = |r: FlowRecord| {
         if let FlowRecord::End(_) = r {
@@ -193,64 +250,79 @@ fn one_pass(path: &std::path::Path) -> u64 {
     ends
 }
 
-/// Times cemflow's pass and `ndpiReader -i FILE` on the same file in the same run, and
-/// prints the ratio (best of 3 wall-clock runs each; ndpiReader is single-threaded too).
+/// Times cemflow's pass (with and without DPI/KPIs) and `ndpiReader -i FILE` on the same
+/// file in the same run, in CPU time (best of 3 runs each; ndpiReader is single-threaded
+/// too), and prints the ratios.
 fn peer_ratio(path: &std::path::Path, packets: u64) {
-    let best = |f: &mut dyn FnMut() -> bool| -> Option<f64> {
+    let best = |f: &mut dyn FnMut() -> Option<f64>| -> Option<f64> {
         let mut best = f64::MAX;
         for _ in 0..3 {
-            let t = std::time::Instant::now();
-            if !f() {
-                return None;
-            }
-            best = best.min(t.elapsed().as_secs_f64());
+            best = best.min(f()?);
         }
         Some(best)
     };
-    let ours = best(&mut || one_pass(path) > 0).unwrap_or(f64::NAN);
+    let ours = |inspect: bool| {
+        best(&mut || {
+            let t = thread_cpu_ns();
+            (one_pass(path, inspect) > 0).then(|| (thread_cpu_ns() - t) as f64 / 1e9)
+        })
+        .unwrap_or(f64::NAN)
+    };
+    let (with_dpi, without) = (ours(true), ours(false));
+    let mpps = |s: f64| packets as f64 / s / 1e6;
     println!(
-        "cemflow decode+flows+dpi: {:.3} s, {:.2} Mpps on one core",
-        ours,
-        packets as f64 / ours / 1e6
+        "cemflow from file, CPU time: decode+flows {:.3} s ({:.2} Mpps), +dpi/kpis {:.3} s \
+         ({:.2} Mpps): DPI+KPIs add {:.0} %",
+        without,
+        mpps(without),
+        with_dpi,
+        mpps(with_dpi),
+        (with_dpi / without - 1.0) * 100.0
     );
     let ndpi = best(&mut || {
-        std::process::Command::new("ndpiReader")
+        let before = children_cpu_s();
+        let ok = std::process::Command::new("ndpiReader")
             .args(["-q", "-i"])
             .arg(path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .map(|s| s.success())
-            .unwrap_or(false)
+            .unwrap_or(false);
+        ok.then(|| children_cpu_s() - before)
     });
     match ndpi {
         Some(t) => println!(
-            "ndpiReader -i: {:.3} s, {:.2} Mpps; cemflow is {:.1}x faster",
+            "ndpiReader -i, CPU time: {:.3} s, {:.2} Mpps; cemflow with DPI is {:.1}x faster",
             t,
-            packets as f64 / t / 1e6,
-            t / ours
+            mpps(t),
+            t / with_dpi
         ),
         None => println!("ndpiReader not available: apt-get install libndpi-bin for the ratio"),
     }
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<CpuTime>) {
     let (path, packets) = ensure_capture();
     println!("bench capture: {} ({packets} packets)", path.display());
     peer_ratio(&path, packets);
     let mut g = c.benchmark_group("decode_flows");
     g.sample_size(10);
     g.throughput(Throughput::Elements(packets));
-    g.bench_function("read+decode+flow_table+dpi", |b| {
-        b.iter(|| {
-            let ends = one_pass(&path);
-            assert!(ends >= FLOWS as u64);
-            ends
-        })
-    });
+    for (name, inspect) in [
+        ("read+decode+flow_table+dpi", true),
+        ("read+decode+flow_table, no dpi/kpis", false),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let ends = one_pass(&path, inspect);
+                assert!(ends >= FLOWS as u64);
+                ends
+            })
+        });
+    }
     // The same frames preloaded in memory: decode + flow table + DPI + KPIs alone,
-    // without the file read (a kernel copy from the page cache); then without DPI/KPIs,
-    // which gives what DPI + KPIs add.
+    // without the file read; then without DPI/KPIs, which gives what DPI + KPIs add.
     let frames = load_frames(&path);
     for (name, inspect) in [
         ("decode+flow_table+dpi (frames in memory)", true),
@@ -262,7 +334,7 @@ fn bench(c: &mut Criterion) {
 }
 
 fn bench_in_memory(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    g: &mut criterion::BenchmarkGroup<'_, CpuTime>,
     name: &str,
     frames: &Frames,
     inspect: bool,
@@ -314,5 +386,9 @@ fn load_frames(path: &std::path::Path) -> Frames {
     f
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = bench
+}
 criterion_main!(benches);

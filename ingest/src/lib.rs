@@ -13,5 +13,7 @@ pub mod decode;
 pub mod dpi;
 pub mod flow;
 pub mod kpi;
+pub mod live;
 pub mod source;
 pub mod synth;
+pub mod telemetry;

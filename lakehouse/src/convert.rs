@@ -408,6 +408,7 @@ pub fn flow_telemetry_batch(rows: &[FlowTelemetryRow]) -> Result<RecordBatch, La
         i64c(|r| r.src_as.map(i64::from)),
         i64c(|r| r.dst_as.map(i64::from)),
         i32c(|r| r.direction.map(i32::from)),
+        opt_strs(rows.iter().map(|r| r.enterprise.as_deref())),
         Arc::new(Date32Array::from(days)),
     ];
     finish(t, columns)
@@ -427,6 +428,18 @@ pub fn subscribers_batch(
         strs(rows.iter().map(|r| r.core_element.as_str())),
         opt_strs(rows.iter().map(|r| r.region.as_deref())),
         Arc::new(rows.iter().map(|r| r.plan_mbps).collect::<Float64Array>()),
+        opt_ts_array(
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| r.valid_from_s.map(|s| s_to_us(t, i, s)).transpose())
+                .collect::<Result<_, _>>()?,
+        ),
+        opt_ts_array(
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| r.valid_to_s.map(|s| s_to_us(t, i, s)).transpose())
+                .collect::<Result<_, _>>()?,
+        ),
         ts_array(vec![loaded; rows.len()]),
     ];
     finish(t, columns)

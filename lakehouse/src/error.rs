@@ -18,8 +18,8 @@ pub enum LakeError {
     /// The lake root uses a URI scheme this build has no object store for.
     #[error(
         "lake root {root}: the `{scheme}` scheme is not supported by this build \
-         (deltalake is compiled without its `{scheme}` object store feature); \
-         use a local path, or build with deltalake's `s3` feature for s3:// URIs"
+         (deltalake has no `{scheme}` object store compiled in); use a local path, \
+         a file:// URI or an s3:// URI"
     )]
     UnsupportedScheme {
         /// The root as given.
@@ -95,6 +95,14 @@ pub enum LakeError {
     /// The source id can't be used in a Delta app id.
     #[error("invalid source id {0:?}: must be non-empty printable text without whitespace")]
     SourceId(String),
+    /// A [`crate::LakeOptions`] value is out of range (zstd level, file size).
+    #[error("lake option {option}: {reason}")]
+    Option {
+        /// The option's name.
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The lake's async runtime could not be created or a worker thread panicked.
     #[error("lake runtime: {0}")]
     Runtime(String),

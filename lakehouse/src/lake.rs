@@ -91,6 +91,29 @@ impl Default for LakeOptions {
     }
 }
 
+impl LakeOptions {
+    /// The Parquet writer properties of `table`'s data files: zstd at
+    /// [`LakeOptions::zstd_level`], row groups of at most [`LakeOptions::row_group_rows`],
+    /// dictionary encoding, page statistics, and a bloom filter on `user_key` where the
+    /// table has it. [`LakeError::Option`] for an invalid zstd level.
+    pub fn writer_properties(&self, table: Table) -> Result<WriterProperties, LakeError> {
+        let level = ZstdLevel::try_new(self.zstd_level).map_err(|e| LakeError::Option {
+            option: "zstd_level",
+            reason: format!("{}: {e}", self.zstd_level),
+        })?;
+        let mut b = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(EnabledStatistics::Page);
+        if table.schema().index_of("user_key").is_ok() {
+            // Point lookups by user (demarcation, poor-user drill-down) prune row groups.
+            b = b.set_column_bloom_filter_enabled(ColumnPath::from("user_key"), true);
+        }
+        Ok(b.build())
+    }
+}
+
 /// What one table got from a window commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableCommit {
@@ -151,10 +174,20 @@ pub(crate) enum RootKind {
     Url,
 }
 
-/// Classifies a lake root: a local path or `file://` URI, or an object-store URI.
-/// `s3://` (and any scheme deltalake has no store registered for in this build) is an
-/// [`LakeError::UnsupportedScheme`].
+/// Registers deltalake's object stores for the URI schemes this build supports
+/// (`s3://`, `s3a://`: S3 and S3-compatible stores), once per process. deltalake also
+/// registers them from a static constructor; doing it here keeps the lake working when a
+/// linker drops that constructor.
+fn register_object_stores() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+/// Classifies a lake root: a local path or `file://` URI, or an object-store URI
+/// (`s3://bucket/prefix`). A scheme deltalake has no store registered for in this build
+/// (`gs://`, `az://`, …) is an [`LakeError::UnsupportedScheme`].
 pub(crate) fn classify_root(root: &str) -> Result<(RootKind, String), LakeError> {
+    register_object_stores();
     let trimmed = root.trim();
     if trimmed.is_empty() {
         return Err(LakeError::Root {
@@ -490,20 +523,7 @@ impl Inner {
     }
 
     pub(crate) fn writer_properties(&self, table: Table) -> Result<WriterProperties, LakeError> {
-        let level = ZstdLevel::try_new(self.opts.zstd_level).map_err(|e| LakeError::Root {
-            root: self.root.clone(),
-            reason: format!("zstd level {}: {e}", self.opts.zstd_level),
-        })?;
-        let mut b = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(self.opts.row_group_rows.max(1)))
-            .set_dictionary_enabled(true)
-            .set_statistics_enabled(EnabledStatistics::Page);
-        if table.schema().index_of("user_key").is_ok() {
-            // Point lookups by user (demarcation, poor-user drill-down) prune row groups.
-            b = b.set_column_bloom_filter_enabled(ColumnPath::from("user_key"), true);
-        }
-        Ok(b.build())
+        self.opts.writer_properties(table)
     }
 
     fn url(&self, table: Table) -> Result<deltalake::DeltaTableBuilder, LakeError> {
@@ -890,8 +910,13 @@ mod tests {
             classify_root("relative/dir").unwrap().0,
             RootKind::Local(_)
         ));
-        match classify_root("s3://bucket/lake") {
-            Err(LakeError::UnsupportedScheme { scheme, .. }) => assert_eq!(scheme, "s3"),
+        assert_eq!(
+            classify_root("s3://bucket/lake/").unwrap(),
+            (RootKind::Url, "s3://bucket/lake".to_string())
+        );
+        assert_eq!(classify_root("S3A://bucket/a/b").unwrap().0, RootKind::Url);
+        match classify_root("gs://bucket/lake") {
+            Err(LakeError::UnsupportedScheme { scheme, .. }) => assert_eq!(scheme, "gs"),
             other => panic!("unexpected {other:?}"),
         }
         assert!(classify_root("s3://").is_err());

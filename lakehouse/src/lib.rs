@@ -3,12 +3,13 @@
 //! Delta Lake tables under one root, one per [`Table`]: Arrow schemas ([`schema`]),
 //! row → Arrow conversion ([`convert`]), exactly-once window commits carrying a Delta app
 //! transaction per source ([`Lake::commit_window`], design in [`lake`]), maintenance
-//! ([`Lake::info`], [`Lake::optimize`], [`Lake::vacuum`]) and loading of the subscriber
-//! and complaint dimensions ([`load`]). Column-by-column documentation with units:
+//! ([`Lake::info`], [`Lake::optimize`] with bin-packing compaction, [`Lake::vacuum`])
+//! and loading of the subscriber and complaint dimensions ([`load`]). Column-by-column documentation with units:
 //! `docs/tables.md`.
 #![warn(missing_docs)]
 
 pub mod batches;
+mod compact;
 pub mod convert;
 pub mod error;
 pub mod lake;
@@ -21,7 +22,9 @@ pub use batches::TableBatches;
 pub use error::LakeError;
 pub use lake::{app_id, CommitReport, Lake, LakeOptions, TableCommit};
 pub use load::{LoadReport, RowError};
-pub use maintenance::{OptimizeOptions, OptimizeReport, TableInfo, VacuumOptions, VacuumReport};
+pub use maintenance::{
+    FileInfo, OptimizeOptions, OptimizeReport, TableInfo, VacuumOptions, VacuumReport,
+};
 pub use rows::{ComplaintRow, DemarcationRow, FlowTelemetryRow, SubscriberRow, TelemetryRow};
 pub use schema::{Table, SCHEMA_VERSION, SCHEMA_VERSION_KEY};
 

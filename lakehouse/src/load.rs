@@ -17,9 +17,10 @@ use crate::lake::Lake;
 use crate::rows::{ComplaintRow, SubscriberRow};
 use crate::schema::Table;
 use arrow::array::{Array, StringArray};
+use cemflow_dataflow::topology::parse_rows;
 use cemflow_dataflow::{Pseudonymizer, Topology};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -80,95 +81,84 @@ pub fn user_kind(user: &str) -> &'static str {
     "id"
 }
 
-/// Parses topology CSV text (`user,home_id,access_element,core_element[,region,plan_mbps]`,
-/// header optional, `#` comments and blank lines ignored) into pseudonymised subscriber
-/// rows. A prefix row without `home_id` is rejected: its addresses are separate users
-/// keyed per address (dataflow rule), not one subscriber. Rows of an already seen
-/// subscriber (same pseudonym) count as duplicates.
+/// Parses topology CSV text (`user,home_id,access_element,core_element[,region,plan_mbps,
+/// valid_from,valid_to]`, header optional and naming the columns when present, `#`
+/// comments and blank lines ignored; rows parsed by the dataflow's
+/// [`TopologyLayout`](cemflow_dataflow::topology::TopologyLayout)) into pseudonymised
+/// subscriber rows, one per subscriber and validity interval. A prefix row without
+/// `home_id` is rejected: its addresses are separate users keyed per address (dataflow
+/// rule), not one subscriber. A row of an already kept subscriber (same pseudonym) whose
+/// validity overlaps the kept row's counts as a duplicate (first row wins), so an
+/// unversioned topology keeps one row per subscriber and a subscriber moved to another
+/// port keeps one row per placement.
 pub fn parse_topology(
     text: &str,
     pseudo: &Pseudonymizer,
 ) -> (Vec<SubscriberRow>, usize, Vec<RowError>) {
-    let mut rows = Vec::new();
+    let mut rows: Vec<SubscriberRow> = Vec::new();
     let mut errors = Vec::new();
-    let mut seen = HashSet::new();
+    let mut kept: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
     let mut dups = 0;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i as u64 + 1;
-        let l = raw.trim().trim_start_matches('\u{feff}');
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let cols: Vec<&str> = l
-            .split(',')
-            .map(|c| c.trim().trim_matches('"').trim())
-            .collect();
-        if cols[0].eq_ignore_ascii_case("user") {
-            continue;
-        }
-        let mut err = |reason: String| errors.push(RowError { line, reason });
-        if cols.len() < 4 || cols.len() > 6 {
-            err(format!(
-                "expected 4 to 6 columns `user,home_id,access_element,core_element[,region,plan_mbps]`, got {}",
-                cols.len()
-            ));
-            continue;
-        }
-        let (user, home, access, core) = (cols[0], cols[1], cols[2], cols[3]);
-        if user.is_empty() {
-            err("empty `user`".into());
-            continue;
-        }
-        if access.is_empty() || core.is_empty() {
-            err("empty `access_element` or `core_element`".into());
-            continue;
-        }
-        let kind = user_kind(user);
-        if user.contains('/') && kind != "prefix" {
-            err(format!("invalid prefix `{user}`"));
-            continue;
-        }
-        let plan_mbps = match cols.get(5).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => match s.parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => Some(v),
-                _ => {
-                    err(format!("`plan_mbps` must be a positive number, got `{s}`"));
-                    continue;
-                }
-            },
+    for (line, row) in parse_rows(text) {
+        let line = line as u64;
+        let e = match row {
+            Ok(e) => e,
+            Err(reason) => {
+                errors.push(RowError { line, reason });
+                continue;
+            }
         };
-        let subscriber_id = if !home.is_empty() {
-            home.to_string()
+        let kind = user_kind(&e.user);
+        if e.user.contains('/') && kind != "prefix" {
+            errors.push(RowError {
+                line,
+                reason: format!("invalid prefix `{}`", e.user),
+            });
+            continue;
+        }
+        let subscriber_id = if !e.home_id.is_empty() {
+            e.home_id.clone()
         } else if kind == "prefix" {
-            err(format!(
-                "prefix `{user}` without home_id: its addresses are separate users, not one subscriber"
-            ));
+            errors.push(RowError {
+                line,
+                reason: format!(
+                    "prefix `{}` without home_id: its addresses are separate users, not one subscriber",
+                    e.user
+                ),
+            });
             continue;
         } else if kind == "ip" {
-            match user.parse::<IpAddr>() {
+            match e.user.parse::<IpAddr>() {
                 Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
                     Some(v4) => v4.to_string(),
                     None => v6.to_string(),
                 },
                 Ok(ip) => ip.to_string(),
-                Err(_) => user.to_string(),
+                Err(_) => e.user.clone(),
             }
         } else {
-            user.to_string()
+            e.user.clone()
         };
         let user_key = pseudo.user_key(&subscriber_id);
-        if !seen.insert(user_key.clone()) {
+        let span = (
+            e.valid_from_s.unwrap_or(i64::MIN),
+            e.valid_to_s.unwrap_or(i64::MAX),
+        );
+        let spans = kept.entry(user_key.clone()).or_default();
+        if spans.iter().any(|&(f, t)| f < span.1 && span.0 < t) {
             dups += 1;
             continue;
         }
+        spans.push(span);
         rows.push(SubscriberRow {
             user_key,
             user_kind: kind.to_string(),
-            access_element: access.to_string(),
-            core_element: core.to_string(),
-            region: cols.get(4).filter(|s| !s.is_empty()).map(|s| s.to_string()),
-            plan_mbps,
+            access_element: e.access_element,
+            core_element: e.core_element,
+            region: e.region,
+            plan_mbps: e.plan_mbps,
+            valid_from_s: e.valid_from_s,
+            valid_to_s: e.valid_to_s,
         });
     }
     (rows, dups, errors)
@@ -191,7 +181,8 @@ pub fn parse_reported_at(s: &str) -> Option<i64> {
 
 /// Parses a complaints CSV (`complaint_id,user,reported_at[,service,text]`, header
 /// required, fields may be quoted) into pseudonymised rows. The user's subscriber id
-/// follows `topology` (empty topology: the canonical IP or the id as given).
+/// follows `topology` at the complaint's `reported_at` (empty topology: the canonical IP or
+/// the id as given).
 pub fn parse_complaints(
     data: &[u8],
     pseudo: &Pseudonymizer,
@@ -274,7 +265,7 @@ pub fn parse_complaints(
         }
         rows.push(ComplaintRow {
             complaint_id: id.to_string(),
-            user_key: pseudo.user_key(&topology.subscriber_id(user)),
+            user_key: pseudo.user_key(&topology.subscriber_id_at(user, reported_at_s)),
             reported_at_s,
             service: opt(c_service),
             text: opt(c_text),
@@ -441,5 +432,29 @@ mod tests {
         assert_eq!(rows[1].service, None);
         assert_eq!(rows[2].reported_at_s, 1_709_632_800);
         assert!(parse_complaints(b"a,b\n1,2\n", &p, &Topology::default()).is_err());
+    }
+
+    #[test]
+    fn versioned_topology_keeps_one_row_per_placement() {
+        let p = pseudo();
+        let text = "user,home_id,access_element,core_element,valid_from,valid_to\n\
+                    10.0.0.2,home-2,olt1/pon1,bng1,,2024-05-01T10:00:00Z\n\
+                    10.0.0.2,home-2,olt1/pon2,bng1,2024-05-01T10:00:00Z,\n\
+                    10.0.0.3,home-2,olt1/pon2,bng1,2024-05-01T12:00:00Z,\n\
+                    10.0.0.4,home-4,olt1/pon2,bng1,tomorrow,\n";
+        let (rows, dups, errs) = parse_topology(text, &p);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(dups, 1, "overlaps the kept row of home-2");
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].line, 5);
+        assert!(errs[0].reason.contains("valid_from"), "{}", errs[0].reason);
+        assert_eq!(rows[0].valid_to_s, Some(1_714_557_600));
+        assert_eq!(rows[0].valid_from_s, None);
+        assert_eq!(rows[1].valid_from_s, Some(1_714_557_600));
+        assert_eq!(rows[1].access_element, "olt1/pon2");
+        assert_eq!(rows[0].user_key, rows[1].user_key);
+        let b = subscribers_batch(&rows, 1_714_560_000).unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert_eq!(b.column_by_name("valid_from").unwrap().null_count(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! Lake maintenance: `info` (tables, versions, rows, files, bytes), `optimize`
-//! (bin-packing compaction to the target file size, optionally z-ordered by `user_key`)
-//! and `vacuum` (deleting files no longer referenced, older than a retention period).
+//! (bin-packing compaction of small files to the target file size, module `compact`, or
+//! a z-order rewrite by `user_key`) and `vacuum` (deleting files no longer referenced,
+//! older than a retention period).
 
 use crate::error::LakeError;
 use crate::lake::{schema_version_of, Lake};
@@ -40,6 +41,19 @@ pub struct TableInfo {
     pub schema_version: Option<String>,
 }
 
+/// One active data file of a table.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FileInfo {
+    /// Path relative to the table root.
+    pub path: String,
+    /// Partition values (`column → value`, `None` for null), in column-name order.
+    pub partition: Vec<(String, Option<String>)>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Rows, from the file's statistics.
+    pub rows: u64,
+}
+
 /// What `optimize` did to one table.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct OptimizeReport {
@@ -77,8 +91,19 @@ pub struct OptimizeOptions {
     pub tables: Vec<Table>,
     /// Target file size, bytes (default 128 MiB).
     pub target_size: u64,
-    /// Z-order by `user_key` the tables that have it (rewrites whole partitions).
+    /// Files smaller than this are compacted; `None`: half of `target_size`. After a
+    /// compaction each partition has at most one file below it.
+    pub min_size: Option<u64>,
+    /// Z-order by `user_key` the tables that have it (rewrites whole partitions into
+    /// target-size files; tables without `user_key` are compacted).
     pub zorder_user_key: bool,
+}
+
+impl OptimizeOptions {
+    /// The size below which a file is compacted.
+    pub fn min_size(&self) -> u64 {
+        self.min_size.unwrap_or(self.target_size / 2)
+    }
 }
 
 impl Default for OptimizeOptions {
@@ -86,6 +111,7 @@ impl Default for OptimizeOptions {
         OptimizeOptions {
             tables: Vec::new(),
             target_size: 128 * 1024 * 1024,
+            min_size: None,
             zorder_user_key: false,
         }
     }
@@ -136,6 +162,35 @@ impl Lake {
     /// State of every table.
     pub fn info(&self) -> Result<Vec<TableInfo>, LakeError> {
         Table::ALL.iter().map(|t| self.info_table(*t)).collect()
+    }
+
+    /// The active data files of `table` at its latest version (empty when the table does
+    /// not exist).
+    pub fn files(&self, table: Table) -> Result<Vec<FileInfo>, LakeError> {
+        let inner = self.inner().clone();
+        self.block_on(async move {
+            let Some(dt) = inner.load(table, false).await? else {
+                return Ok(Vec::new());
+            };
+            let err = inner.delta_err(table);
+            let snap = dt.snapshot().map_err(&err)?;
+            let log_store = dt.log_store();
+            let mut out = Vec::new();
+            let mut stream = snap.snapshot().file_views(log_store.as_ref(), None);
+            while let Some(f) = stream.next().await {
+                let f = f.map_err(&err)?;
+                let mut partition: Vec<(String, Option<String>)> =
+                    f.partition_values_map().into_iter().collect();
+                partition.sort();
+                out.push(FileInfo {
+                    path: f.path().into_owned(),
+                    partition,
+                    size: u64::try_from(f.size()).unwrap_or(0),
+                    rows: num_records(f.stats()),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// State of one table.
@@ -197,31 +252,50 @@ impl Lake {
         })
     }
 
-    /// Compacts small files (bin-packing within each partition to `target_size`),
-    /// optionally z-ordering by `user_key`. Safe to run next to a writer: compaction
-    /// commits only remove files it rewrote, and concurrent appends do not conflict.
+    /// Compacts small files: per partition, the files smaller than
+    /// [`OptimizeOptions::min_size`] are rewritten into files of `target_size` (at most
+    /// one smaller remainder per partition), or, with `zorder_user_key`, every partition
+    /// of the tables having `user_key` is rewritten sorted along the z-order curve of
+    /// `user_key`. Safe to run next to a writer: the commit only removes files it
+    /// rewrote, and concurrent appends do not conflict with it.
     pub fn optimize(&self, opts: &OptimizeOptions) -> Result<Vec<OptimizeReport>, LakeError> {
+        if opts.target_size == 0 {
+            return Err(LakeError::Option {
+                option: "target_size",
+                reason: "must be positive".into(),
+            });
+        }
         let mut out = Vec::new();
         for table in pick(&opts.tables) {
             let inner = self.inner().clone();
-            let target =
-                NonZeroU64::new(opts.target_size.max(1024 * 1024)).unwrap_or(NonZeroU64::MIN);
+            let target = opts.target_size;
+            let min = opts.min_size().min(target);
             let zorder = opts.zorder_user_key && table.schema().index_of("user_key").is_ok();
             let r = self.block_on(async move {
+                if !zorder {
+                    if inner.load(table, false).await?.is_none() {
+                        return Ok(None);
+                    }
+                    let c = inner.compact(table, target, min).await?;
+                    return Ok(Some(OptimizeReport {
+                        table: table.name().into(),
+                        files_added: c.files_added,
+                        files_removed: c.files_removed,
+                        bytes_added: c.bytes_added,
+                        bytes_removed: c.bytes_removed,
+                        partitions_optimized: c.partitions,
+                        version: c.version,
+                    }));
+                }
                 let Some(dt) = inner.load(table, false).await? else {
                     return Ok(None);
                 };
                 let err = inner.delta_err(table);
                 let props = inner.writer_properties(table)?;
-                let ty = if zorder {
-                    OptimizeType::ZOrder(vec!["user_key".to_string()])
-                } else {
-                    OptimizeType::Compact
-                };
                 let (dt, m) = dt
                     .optimize()
-                    .with_type(ty)
-                    .with_target_size(target)
+                    .with_type(OptimizeType::ZOrder(vec!["user_key".to_string()]))
+                    .with_target_size(NonZeroU64::new(target).unwrap_or(NonZeroU64::MIN))
                     .with_writer_properties(props)
                     .await
                     .map_err(&err)?;

@@ -75,9 +75,12 @@ pub struct FlowTelemetryRow {
     pub dst_as: Option<u32>,
     /// Flow direction (0 ingress, 1 egress).
     pub direction: Option<u8>,
+    /// Enterprise-specific fields, raw: `<pen>.<id>=<hex>` separated by spaces.
+    pub enterprise: Option<String>,
 }
 
-/// One subscriber of the topology (`subscribers` table).
+/// One subscriber placement of the topology (`subscribers` table): a subscriber moved to
+/// another port has one row per validity interval.
 ///
 /// The topology's `home_id` is not stored: when present it *is* the subscriber id the
 /// pseudonym is computed from (dataflow's `Topology::subscriber_id` rule), so storing it
@@ -96,6 +99,10 @@ pub struct SubscriberRow {
     pub region: Option<String>,
     /// Subscribed plan, Mbit/s.
     pub plan_mbps: Option<f64>,
+    /// Start of the placement's validity (inclusive), epoch seconds; `None` = since ever.
+    pub valid_from_s: Option<i64>,
+    /// End of the placement's validity (exclusive), epoch seconds; `None` = still valid.
+    pub valid_to_s: Option<i64>,
 }
 
 /// One customer complaint (`complaints` table).

@@ -20,7 +20,8 @@ use std::sync::{Arc, OnceLock};
 
 /// Version of the table schemas written by this build, stored in every table's Delta
 /// configuration under [`SCHEMA_VERSION_KEY`]. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// History: 2 added `subscribers.valid_from` / `valid_to` (versioned topology).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Delta configuration key holding the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "cemflow.schema_version";
@@ -332,6 +333,7 @@ fn build_schema(table: Table) -> Schema {
             i64f("src_as", true),
             i64f("dst_as", true),
             i32f("direction", true),
+            s("enterprise", true),
             date(),
         ],
         Table::Subscribers => vec![
@@ -341,6 +343,8 @@ fn build_schema(table: Table) -> Schema {
             s("core_element", false),
             s("region", true),
             f64f("plan_mbps", true),
+            ts("valid_from", true),
+            ts("valid_to", true),
             ts("loaded_at", false),
         ],
         Table::Complaints => vec![

@@ -3,10 +3,12 @@
 //! For user `u` and window `W = [at − window, at]` (default the 30 minutes before the
 //! complaint), over the lake's `user_minute` and `element_minute` rows:
 //!
-//! 0. `P` = the minutes of `W` in which `u`'s overall (`all`) CEI is below
-//!    [`DemarcationConfig::poor_cei`]. Every element statistic below is computed over `P`
+//! 0. `P` = `u`'s latest episode of poor minutes in `W`: minutes whose overall (`all`) CEI
+//!    is below [`DemarcationConfig::poor_cei`], or one of whose categories is
+//!    ([`DemarcationConfig::category_poor`]; the same rule for every population). Every element statistic below is computed over `P`
 //!    (the moments of `u`'s degradation), so a short fault is not diluted by the healthy
-//!    rest of the window. `u`'s access/core elements are the most frequent ones of its rows.
+//!    rest of the window. `u`'s access/core elements are those of its latest poor minute
+//!    (rows carry the element valid at their minute: a topology versioned by validity time).
 //!    For an element and the minutes of `P`, `n` = mean users per minute, the poor rate =
 //!    Σ poor user-minutes / Σ user-minutes, and its Wilson lower bound is computed on
 //!    `(rate·n, n)`; `k` = distinct poor users over `P`.
@@ -14,20 +16,23 @@
 //! 2. `server`: `S` = the server prefix most of `u`'s poor rows name as `worst_server`;
 //!    concentration (share of `u`'s poor category rows on `S`) ≥ 0.6; among `S`'s users
 //!    (`element_minute`, level `server`) `n ≥ 10`, `k ≥ 3`, lower bound ≥ 0.3; poor users on
-//!    `S` span ≥ 3 access elements; `u`'s rows on other servers mostly fine (≥ 50 %).
-//! 3. `core`: under `u`'s core: lower bound ≥ 0.3, `k ≥ 3`, poor users span ≥ 3 access
-//!    elements (or all of the core's access elements when it has fewer, at least 2) and
-//!    ≥ 3 server prefixes.
-//! 4. `access`: under `u`'s access element `n ≥ 5`, `k ≥ 3`, lower bound ≥ 0.25, poor rate
-//!    ≥ 2× the other access elements' (siblings under the same core, else all others), poor
-//!    rows across ≥ 2 services (categories or server prefixes); anomalies of the element
-//!    in `W` corroborate (confidence).
+//!    `S` span ≥ 3 access elements; `u`'s other services in `P` mostly fine (≥ 50 %).
+//! 3. `core`: under `u`'s core: lower bound ≥ 0.3 (and standing out against the other
+//!    cores when they have data) or the relative test, `k ≥ 3`, poor users span ≥ 3
+//!    access elements (or all of the core's access elements when it has fewer, at least 2)
+//!    and ≥ 3 server prefixes.
+//! 4. `access`: under `u`'s access element `n ≥ 5`, `k ≥ 3`, lower bound ≥ 0.25 or the
+//!    relative test, poor rate ≥ 2× the other access elements' (siblings under the same
+//!    core, else all others), poor rows across ≥ 2 services (categories or server
+//!    prefixes); anomalies of the element in `W` and its KPIs ([`crate::element_kpi`])
+//!    corroborate (confidence).
 //! 5. `home`: peers (the access element's other users) have lower bound < 0.25 and `u`'s
 //!    client-leg RTT or loss is elevated against the peers' medians.
-//! 6. otherwise `inconclusive`.
+//! 6. otherwise `inconclusive` (`no_fault_found` when only categories were poor).
 //!
 //! The evidence object carries the numbers of every step evaluated.
 
+use crate::element_kpi::{assess, load_kpis, KpiSample};
 use crate::error::{QueryError, Result};
 use crate::session::QuerySession;
 use crate::udf::wilson_lower;
@@ -49,6 +54,13 @@ pub struct DemarcationConfig {
     pub minute_s: i64,
     /// A minute is poor when its CEI is below this.
     pub poor_cei: f64,
+    /// A user-minute also counts as poor when one of its service categories with at least
+    /// `category_poor_min_active_s` active seconds has a CEI below `poor_cei` (a customer
+    /// whose video stalls complains even when the rest of the minute's traffic was fine and
+    /// the overall CEI stayed at 60 or above). `false`: the overall CEI alone decides.
+    pub category_poor: bool,
+    /// See `category_poor`. Seconds.
+    pub category_poor_min_active_s: f64,
     /// z of the Wilson interval (1.96 = 95 %).
     pub z: f64,
     /// Server: least share of `u`'s poor category rows naming the server.
@@ -71,7 +83,8 @@ pub struct DemarcationConfig {
     pub core_min_lower: f64,
     /// Core: least distinct poor users.
     pub core_min_poor: usize,
-    /// Core, relative test (when other core elements have data): least Wilson lower bound;
+    /// Core, relative test (when other core elements have data): least Wilson lower bound
+    /// of k / distinct users over P;
     /// the poor rate must also reach `core_rate_ratio × the other cores' poor rate +
     /// core_rate_margin`, and so must the poor rate of the core's users outside `u`'s access
     /// element (one access element's fault is not a core fault).
@@ -93,6 +106,13 @@ pub struct DemarcationConfig {
     pub access_min_lower: f64,
     /// Access: least ratio of its poor rate to the other access elements'.
     pub access_rate_ratio: f64,
+    /// Access, relative test (when other access elements have data): least Wilson lower
+    /// bound of k / distinct users over P; the poor rate must also reach `access_rate_ratio × the others' poor rate +
+    /// access_rate_margin`. A lossy or delayed access element degrades only the sensitive
+    /// services, so its poor rate is often 15–30 %, below the absolute bound.
+    pub access_relative_min_lower: f64,
+    /// See `access_relative_min_lower`.
+    pub access_rate_margin: f64,
     /// Access: least number of services (categories or server prefixes) of its poor rows.
     pub access_min_services: usize,
     /// Home: the peers' lower bound must be below this.
@@ -107,6 +127,21 @@ pub struct DemarcationConfig {
     pub home_loss_ratio: f64,
     /// … and at least this much above it. Percentage points.
     pub home_loss_min_delta_pct: f64,
+    /// Element KPIs (`telemetry`): each sample is scored against the element and metric's
+    /// samples of this many seconds before it (SPEC §5: trailing 60 minutes).
+    pub kpi_baseline_s: i64,
+    /// Element KPIs: least baseline samples for a score.
+    pub kpi_min_baseline: usize,
+    /// Element KPIs: a metric is anomalous at this robust z (SPEC §5: 3.5).
+    pub kpi_anomaly_z: f64,
+    /// Element KPIs: the element is healthy when every scored metric stays at or below this z.
+    pub kpi_healthy_max_z: f64,
+    /// Element KPIs: the MAD is floored at this fraction of the baseline median.
+    pub kpi_mad_floor_rel: f64,
+    /// Confidence added to an access/core verdict when the element's KPIs are anomalous.
+    pub kpi_confidence_up: f64,
+    /// Confidence removed from an access/core verdict when the element's KPIs are healthy.
+    pub kpi_confidence_down: f64,
 }
 
 impl Default for DemarcationConfig {
@@ -115,6 +150,8 @@ impl Default for DemarcationConfig {
             window_s: 30 * 60,
             minute_s: 60,
             poor_cei: 60.0,
+            category_poor: true,
+            category_poor_min_active_s: 0.0,
             z: crate::udf::DEFAULT_Z,
             server_min_concentration: 0.6,
             server_min_users: 10.0,
@@ -135,6 +172,8 @@ impl Default for DemarcationConfig {
             access_min_poor: 3,
             access_min_lower: 0.25,
             access_rate_ratio: 2.0,
+            access_relative_min_lower: 0.1,
+            access_rate_margin: 0.05,
             access_min_services: 2,
             home_peer_max_lower: 0.25,
             home_rtt_ratio: 1.5,
@@ -142,6 +181,13 @@ impl Default for DemarcationConfig {
             home_rtt_abs_ms: 100.0,
             home_loss_ratio: 2.0,
             home_loss_min_delta_pct: 1.0,
+            kpi_baseline_s: 60 * 60,
+            kpi_min_baseline: 10,
+            kpi_anomaly_z: 3.5,
+            kpi_healthy_max_z: 2.0,
+            kpi_mad_floor_rel: 0.02,
+            kpi_confidence_up: 0.15,
+            kpi_confidence_down: 0.2,
         }
     }
 }
@@ -253,6 +299,8 @@ pub struct URow {
     pub core: String,
     /// CEI.
     pub cei: f64,
+    /// Active seconds.
+    pub active_s: f64,
     /// Client-leg RTT, ms.
     pub rtt_client: Option<f64>,
     /// Server-leg RTT, ms.
@@ -289,6 +337,8 @@ pub struct WindowData {
     elems: Vec<ERow>,
     /// `(window start, entity id)` of anomalous element rows.
     anomalies: Vec<(i64, String)>,
+    /// Element KPI samples (`telemetry`) of the window and its KPI baseline.
+    kpis: Vec<KpiSample>,
     /// `user_key → home id` to report for a home verdict (from the caller's topology).
     homes: HashMap<String, String>,
     by_user: HashMap<String, Vec<usize>>,
@@ -322,6 +372,9 @@ impl WindowData {
     }
 
     fn reindex(&mut self) {
+        // Indexes in time order, so the ladder reads an element's rows of the episode's
+        // minutes by binary search ([`WindowData::idx_in`]).
+        self.rows.sort_by_key(|r| r.ws);
         self.by_user.clear();
         self.by_access.clear();
         self.by_core.clear();
@@ -339,6 +392,23 @@ impl WindowData {
         }
     }
 
+    /// Rows of index `m` under key `k` with window start in `[lo, hi]`.
+    fn idx_in<'a>(
+        &'a self,
+        m: &'a HashMap<String, Vec<usize>>,
+        k: &str,
+        lo: i64,
+        hi: i64,
+    ) -> impl Iterator<Item = &'a URow> + 'a {
+        let v = m.get(k).map(Vec::as_slice).unwrap_or(&[]);
+        let a = v.partition_point(|&i| self.rows[i].ws < lo);
+        let b = v.partition_point(|&i| self.rows[i].ws <= hi);
+        v.get(a..b)
+            .unwrap_or(&[])
+            .iter()
+            .map(move |&i| &self.rows[i])
+    }
+
     fn idx<'a>(
         &'a self,
         m: &'a HashMap<String, Vec<usize>>,
@@ -348,6 +418,24 @@ impl WindowData {
             .into_iter()
             .flat_map(|v| v.iter())
             .map(move |&i| &self.rows[i])
+    }
+
+    /// Adds element KPI samples (`telemetry`) for the KPI corroboration of access/core
+    /// verdicts.
+    pub fn with_kpis(mut self, kpis: Vec<KpiSample>) -> WindowData {
+        self.kpis = kpis;
+        self
+    }
+
+    /// True when the overall row `r` is a poor minute: its CEI is below `poor_cei`, or
+    /// (with [`DemarcationConfig::category_poor`]) one of the user's category rows of that
+    /// minute active for at least `category_poor_min_active_s` is.
+    fn is_poor(&self, r: &URow, cfg: &DemarcationConfig) -> bool {
+        r.cei < cfg.poor_cei
+            || (cfg.category_poor
+                && self
+                    .idx_in(&self.by_user, &r.user_key, r.ws, r.ws)
+                    .any(|c| category_poor(c, cfg)))
     }
 
     /// Number of `user_minute` rows held.
@@ -361,7 +449,8 @@ impl WindowData {
     }
 }
 
-const U_COLS: &str = "window_start, user_key, category, access_element, core_element, cei, \
+const U_COLS: &str =
+    "window_start, user_key, category, access_element, core_element, cei, active_s, \
                       rtt_client_ms, rtt_server_ms, loss_pct, retrans_rate, worst_server";
 
 async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
@@ -374,6 +463,7 @@ async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
         let acc = col_str(&b, "access_element")?;
         let core = col_str(&b, "core_element")?;
         let cei = col_f64(&b, "cei")?;
+        let act = col_f64(&b, "active_s")?;
         let rc = col_f64(&b, "rtt_client_ms")?;
         let rs = col_f64(&b, "rtt_server_ms")?;
         let loss = col_f64(&b, "loss_pct")?;
@@ -390,6 +480,7 @@ async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
                 access: acc[i].clone().unwrap_or_default(),
                 core: core[i].clone().unwrap_or_default(),
                 cei: c,
+                active_s: act[i].unwrap_or(0.0),
                 rtt_client: rc[i],
                 rtt_server: rs[i],
                 loss_pct: loss[i],
@@ -471,12 +562,35 @@ pub async fn load_for_user(
     to_s: i64,
     cfg: &DemarcationConfig,
 ) -> Result<WindowData> {
+    load_for_users(s, &[user_key.to_string()], from_s, to_s, cfg).await
+}
+
+/// Loads what the ladder needs for the users `user_keys` over one window (one user's
+/// complaint, or every user of the poor-user list): their own rows in the window; then,
+/// over the span of their poor minutes, the other users' rows of their access and core
+/// elements and of their poor rows' servers — only the rows the ladder reads from peers
+/// (overall rows and poor rows); the element rows and the window's anomalies.
+pub async fn load_for_users(
+    s: &QuerySession,
+    user_keys: &[String],
+    from_s: i64,
+    to_s: i64,
+    cfg: &DemarcationConfig,
+) -> Result<WindowData> {
     s.require(Table::UserMinute)?;
+    if user_keys.is_empty() {
+        return Ok(WindowData::default());
+    }
+    let keys: Vec<String> = user_keys.iter().map(|k| lit(k)).collect();
     let pred = window_predicate(from_s, to_s);
-    let mine = load_urows(s, &format!("{pred} AND user_key = {}", lit(user_key))).await?;
+    let mine = load_urows(
+        s,
+        &format!("{pred} AND {}", in_list("user_key", &keys, false)),
+    )
+    .await?;
     let poor: Vec<&URow> = mine
         .iter()
-        .filter(|r| r.category == "all" && r.cei < cfg.poor_cei)
+        .filter(|r| (r.category == "all" && r.cei < cfg.poor_cei) || category_poor(r, cfg))
         .collect();
     if poor.is_empty() {
         return Ok(WindowData::new(
@@ -491,6 +605,7 @@ pub async fn load_for_user(
         .fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r.ws), b.max(r.ws)));
     let accs: BTreeSet<&str> = poor.iter().map(|r| r.access.as_str()).collect();
     let cores: BTreeSet<&str> = poor.iter().map(|r| r.core.as_str()).collect();
+    let kpi_elems: BTreeSet<String> = accs.union(&cores).map(|e| e.to_string()).collect();
     let servers: BTreeSet<&str> = mine
         .iter()
         .filter(|r| r.ws >= p0 && r.ws <= p1)
@@ -508,8 +623,9 @@ pub async fn load_for_user(
     let mut rows = load_urows(
         s,
         &format!(
-            "{ppred} AND user_key <> {} AND ({})",
-            lit(user_key),
+            "{ppred} AND {} AND (category = 'all' OR cei < {}) AND ({})",
+            in_list("user_key", &keys, true),
+            cfg.poor_cei,
             ors.join(" OR ")
         ),
     )
@@ -521,11 +637,37 @@ pub async fn load_for_user(
     )
     .await?;
     let anomalies = load_anomalies(s, &pred).await?;
-    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
+    let kpi_elems: BTreeSet<&str> = kpi_elems.iter().map(String::as_str).collect();
+    let kpis = load_kpis(
+        s,
+        Some(&kpi_elems),
+        p0 - cfg.kpi_baseline_s,
+        p1 + cfg.minute_s,
+    )
+    .await?;
+    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()).with_kpis(kpis))
+}
+
+/// A category row (not `all`) that makes its minute poor ([`DemarcationConfig::category_poor`]).
+fn category_poor(r: &URow, cfg: &DemarcationConfig) -> bool {
+    cfg.category_poor
+        && r.category != "all"
+        && r.cei < cfg.poor_cei
+        && r.active_s >= cfg.category_poor_min_active_s
+}
+
+/// `col = v` / `col <> v` for one literal, `col [NOT] IN (…)` for several.
+fn in_list(col: &str, lits: &[String], negate: bool) -> String {
+    match (lits, negate) {
+        ([one], false) => format!("{col} = {one}"),
+        ([one], true) => format!("{col} <> {one}"),
+        (many, false) => format!("{col} IN ({})", many.join(",")),
+        (many, true) => format!("{col} NOT IN ({})", many.join(",")),
+    }
 }
 
 /// Loads every row of `[from_s, to_s]` (for demarcating many users at one time: the
-/// poor-user list).
+/// poor-user list), with the element KPIs of the window and the default KPI baseline.
 pub async fn load_window(s: &QuerySession, from_s: i64, to_s: i64) -> Result<WindowData> {
     s.require(Table::UserMinute)?;
     let pred = window_predicate(from_s, to_s);
@@ -536,7 +678,14 @@ pub async fn load_window(s: &QuerySession, from_s: i64, to_s: i64) -> Result<Win
     )
     .await?;
     let anomalies = load_anomalies(s, &pred).await?;
-    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()))
+    let kpis = load_kpis(
+        s,
+        None,
+        from_s - DemarcationConfig::default().kpi_baseline_s,
+        to_s + 60,
+    )
+    .await?;
+    Ok(WindowData::new(rows, elems, anomalies, HashMap::new()).with_kpis(kpis))
 }
 
 /// Sets the home id shown for `user_key`'s home verdicts (from the topology; the lake
@@ -606,9 +755,15 @@ struct Pop {
     k: usize,
     /// Wilson lower bound on `(rate·n, n)`.
     lower: f64,
+    /// Distinct users.
+    users: usize,
+    /// Wilson lower bound on `(k, users)`: the share of the group's users poor at some
+    /// minute of P (SPEC §7's k/n), for the relative tests.
+    lower_users: f64,
 }
 
 fn pop<'a>(
+    data: &WindowData,
     rows: impl Iterator<Item = &'a URow>,
     p: &BTreeSet<i64>,
     cfg: &DemarcationConfig,
@@ -616,13 +771,15 @@ fn pop<'a>(
     let mut minutes: BTreeSet<i64> = BTreeSet::new();
     let (mut total, mut poor) = (0usize, 0usize);
     let mut poor_users: BTreeSet<&str> = BTreeSet::new();
+    let mut users: BTreeSet<&str> = BTreeSet::new();
     for r in rows {
         if r.category != "all" || !p.contains(&r.ws) {
             continue;
         }
         minutes.insert(r.ws);
+        users.insert(&r.user_key);
         total += 1;
-        if r.cei < cfg.poor_cei {
+        if data.is_poor(r, cfg) {
             poor += 1;
             poor_users.insert(&r.user_key);
         }
@@ -632,16 +789,20 @@ fn pop<'a>(
     }
     let n = total as f64 / minutes.len().max(1) as f64;
     let rate = poor as f64 / total as f64;
+    let k = poor_users.len();
     Pop {
         n,
         rate,
-        k: poor_users.len(),
+        k,
         lower: wilson_lower(rate * n, n, cfg.z).unwrap_or(0.0),
+        users: users.len(),
+        lower_users: wilson_lower(k as f64, users.len() as f64, cfg.z).unwrap_or(0.0),
     }
 }
 
 fn pop_json(p: &Pop) -> Value {
-    json!({"n": r3(p.n), "k": p.k, "poor_rate": r3(p.rate), "lower": r3(p.lower)})
+    json!({"n": r3(p.n), "k": p.k, "poor_rate": r3(p.rate), "lower": r3(p.lower),
+        "users": p.users, "lower_users": r3(p.lower_users)})
 }
 
 fn margin(v: f64, t: f64) -> f64 {
@@ -668,9 +829,11 @@ pub fn evaluate(
         .collect();
     let all_poor: BTreeSet<i64> = overall
         .iter()
-        .filter(|r| r.cei < cfg.poor_cei)
+        .filter(|r| data.is_poor(r, cfg))
         .map(|r| r.ws)
         .collect();
+    // Poor minutes where the overall CEI itself was poor (not only a category).
+    let overall_poor = overall.iter().filter(|r| r.cei < cfg.poor_cei).count();
     let p = latest_episode(&all_poor, cfg);
     let seen: BTreeSet<i64> = mine.iter().map(|r| r.ws).collect();
     let mut ev = Map::new();
@@ -680,6 +843,7 @@ pub fn evaluate(
     );
     ev.insert("user_minutes".into(), json!(seen.len()));
     ev.insert("poor_minutes".into(), json!(all_poor.len()));
+    ev.insert("overall_poor_minutes".into(), json!(overall_poor));
     ev.insert("episode_minutes".into(), json!(p.len()));
     if let Some(m) = median(overall.iter().map(|r| r.cei).collect()) {
         ev.insert("cei_median".into(), json!(r3(m)));
@@ -701,9 +865,17 @@ pub fn evaluate(
         };
     }
     let in_p = |r: &&URow| p.contains(&r.ws);
+    let (p_lo, p_hi) = (
+        p.first().copied().unwrap_or(i64::MAX),
+        p.last().copied().unwrap_or(i64::MIN),
+    );
     let poor_overall: Vec<&URow> = overall.iter().copied().filter(in_p).collect();
-    let access = mode(poor_overall.iter().map(|r| r.access.as_str())).unwrap_or_default();
-    let core = mode(poor_overall.iter().map(|r| r.core.as_str())).unwrap_or_default();
+    // u's elements: those of its latest poor minute. Rows carry the element valid at their
+    // minute (a topology versioned by validity time), so an episode spanning a move to
+    // another port is attributed to where u is at the complaint, not where it was before.
+    let latest_poor = poor_overall.iter().max_by_key(|r| r.ws);
+    let access = latest_poor.map(|r| r.access.clone()).unwrap_or_default();
+    let core = latest_poor.map(|r| r.core.clone()).unwrap_or_default();
     ev.insert("access_element".into(), json!(access));
     ev.insert("core_element".into(), json!(core));
 
@@ -749,7 +921,7 @@ pub fn evaluate(
             }
         }
         let poor_on_s: Vec<&URow> = data
-            .idx(&data.by_server, sv)
+            .idx_in(&data.by_server, sv, p_lo, p_hi)
             .filter(|r| p.contains(&r.ws) && r.cei < cfg.poor_cei)
             .collect();
         let k = poor_on_s
@@ -777,12 +949,14 @@ pub fn evaluate(
             n = 0.0;
         }
         let lower = wilson_lower(rate * n, n, cfg.z).unwrap_or(0.0);
+        // u's other services at the time of the degradation (P): its category rows not
+        // on S (a row names a worst server only when something was measured wrong on it).
         let others: Vec<&URow> = mine
             .iter()
             .copied()
             .filter(|r| {
                 r.category != "all"
-                    && r.worst_server.is_some()
+                    && p.contains(&r.ws)
                     && r.worst_server.as_deref().map(server_prefix) != Some(sv.as_str())
             })
             .collect();
@@ -839,14 +1013,20 @@ pub fn evaluate(
     }
 
     // 3. core
-    let core_rows: Vec<&URow> = data.idx(&data.by_core, &core).filter(in_p).collect();
-    let core_pop = pop(core_rows.iter().copied(), &p, cfg);
+    let core_rows: Vec<&URow> = data
+        .idx_in(&data.by_core, &core, p_lo, p_hi)
+        .filter(in_p)
+        .collect();
+    let core_pop = pop(data, core_rows.iter().copied(), &p, cfg);
     let core_access_all: BTreeSet<&str> = core_rows
         .iter()
         .filter(|r| r.category == "all")
         .map(|r| r.access.as_str())
         .collect();
-    let core_poor: Vec<&&URow> = core_rows.iter().filter(|r| r.cei < cfg.poor_cei).collect();
+    let core_poor: Vec<&&URow> = core_rows
+        .iter()
+        .filter(|r| r.cei < cfg.poor_cei || (r.category == "all" && data.is_poor(r, cfg)))
+        .collect();
     let core_access_span = core_poor
         .iter()
         .filter(|r| r.category == "all")
@@ -873,18 +1053,23 @@ pub fn evaluate(
     let other_core_rate = (ou > 0.0).then(|| ok_ / ou);
     // The core's users outside u's access element: a core fault shows there too.
     let rest_pop = pop(
+        data,
         core_rows.iter().copied().filter(|r| r.access != access),
         &p,
         cfg,
     );
     let relative_ok = other_core_rate.is_some_and(|o| {
         let need = cfg.core_rate_ratio * o + cfg.core_rate_margin;
-        core_pop.lower >= cfg.core_relative_min_lower
+        core_pop.lower_users >= cfg.core_relative_min_lower
             && core_pop.rate >= need
             && rest_pop.rate >= need
             && rest_pop.k >= 2
     });
-    let core_ok = (core_pop.lower >= cfg.core_min_lower || relative_ok)
+    // A fault elsewhere (a server all cores' users reach) degrades the other cores alike:
+    // when they have data, the core must stand out against them on either path.
+    let contrast_ok = other_core_rate
+        .is_none_or(|o| core_pop.rate >= cfg.core_rate_ratio * o + cfg.core_rate_margin);
+    let core_ok = ((core_pop.lower >= cfg.core_min_lower && contrast_ok) || relative_ok)
         && core_pop.k >= cfg.core_min_poor
         && core_access_span >= need_access
         && core_server_span >= cfg.core_min_server_span;
@@ -898,29 +1083,41 @@ pub fn evaluate(
         m.insert("other_cores_poor_rate".into(), opt3(other_core_rate));
         m.insert("rest_poor_rate".into(), json!(r3(rest_pop.rate)));
         m.insert("relative_pass".into(), json!(relative_ok));
+        m.insert("contrast_pass".into(), json!(contrast_ok));
         m.insert("pass".into(), json!(core_ok));
+    }
+    let core_kpi = assess(&data.kpis, &core, &p, cfg);
+    if !core_kpi.metrics.is_empty() {
+        if let Value::Object(m) = &mut cj {
+            m.insert("kpi".into(), core_kpi.evidence(cfg));
+        }
     }
     ev.insert("core".into(), cj);
     if core_ok {
         ev.insert("decided_by".into(), json!("core"));
-        let conf = 0.6
-            + 0.3 * margin(core_pop.lower, cfg.core_min_lower)
+        // At most 0.85 from the user-minute statistics; element KPIs move it ±.
+        let conf = 0.55
+            + 0.25 * margin(core_pop.lower, cfg.core_min_lower)
             + if core_access_span >= 2 * need_access {
-                0.1
+                0.05
             } else {
                 0.0
-            };
+            }
+            + core_kpi.confidence_delta(cfg);
         return Outcome {
             verdict: Verdict::Core,
             element: Some(core),
-            confidence: r3(conf.min(1.0)),
+            confidence: r3(conf.clamp(0.05, 1.0)),
             evidence: Value::Object(ev),
         };
     }
 
     // 4. access
-    let acc_rows: Vec<&URow> = data.idx(&data.by_access, &access).filter(in_p).collect();
-    let acc_pop = pop(acc_rows.iter().copied(), &p, cfg);
+    let acc_rows: Vec<&URow> = data
+        .idx_in(&data.by_access, &access, p_lo, p_hi)
+        .filter(in_p)
+        .collect();
+    let acc_pop = pop(data, acc_rows.iter().copied(), &p, cfg);
     // Other access elements: siblings under the same core, else element_minute rows.
     let siblings: Vec<&URow> = core_rows
         .iter()
@@ -928,7 +1125,7 @@ pub fn evaluate(
         .filter(|r| r.category == "all" && r.access != access)
         .collect();
     let (other_rate, other_src) = if !siblings.is_empty() {
-        let poor = siblings.iter().filter(|r| r.cei < cfg.poor_cei).count();
+        let poor = siblings.iter().filter(|r| data.is_poor(r, cfg)).count();
         (poor as f64 / siblings.len() as f64, "siblings_under_core")
     } else {
         let (mut u, mut k) = (0.0, 0.0);
@@ -944,7 +1141,10 @@ pub fn evaluate(
             (0.0, "none")
         }
     };
-    let acc_poor: Vec<&&URow> = acc_rows.iter().filter(|r| r.cei < cfg.poor_cei).collect();
+    let acc_poor: Vec<&&URow> = acc_rows
+        .iter()
+        .filter(|r| r.cei < cfg.poor_cei || (r.category == "all" && data.is_poor(r, cfg)))
+        .collect();
     let cats = acc_poor
         .iter()
         .filter(|r| r.category != "all")
@@ -964,9 +1164,12 @@ pub fn evaluate(
         .iter()
         .filter(|(w, e)| *w >= from_s && *w <= to_s && *e == entity)
         .count();
+    let relative_ok = other_src != "none"
+        && acc_pop.lower_users >= cfg.access_relative_min_lower
+        && acc_pop.rate >= cfg.access_rate_ratio * other_rate + cfg.access_rate_margin;
     let access_ok = acc_pop.n >= cfg.access_min_users
         && acc_pop.k >= cfg.access_min_poor
-        && acc_pop.lower >= cfg.access_min_lower
+        && (acc_pop.lower >= cfg.access_min_lower || relative_ok)
         && ratio_ok
         && services >= cfg.access_min_services;
     let mut aj = pop_json(&acc_pop);
@@ -976,18 +1179,28 @@ pub fn evaluate(
         m.insert("other_source".into(), json!(other_src));
         m.insert("services".into(), json!(services));
         m.insert("anomalies".into(), json!(anomalies));
+        m.insert("relative_pass".into(), json!(relative_ok));
         m.insert("pass".into(), json!(access_ok));
+    }
+    let access_kpi = assess(&data.kpis, &access, &p, cfg);
+    if !access_kpi.metrics.is_empty() {
+        if let Value::Object(m) = &mut aj {
+            m.insert("kpi".into(), access_kpi.evidence(cfg));
+        }
     }
     ev.insert("access".into(), aj);
     if access_ok {
         ev.insert("decided_by".into(), json!("access"));
-        let conf = 0.55
-            + 0.3 * margin(acc_pop.lower, cfg.access_min_lower)
-            + if anomalies > 0 { 0.15 } else { 0.0 };
+        // At most 0.85 from the user-minute statistics and anomaly rows; element KPIs
+        // (SPEC §7 step 4) move it up when anomalous, down when present and healthy.
+        let conf = 0.5
+            + 0.25 * margin(acc_pop.lower, cfg.access_min_lower)
+            + if anomalies > 0 { 0.1 } else { 0.0 }
+            + access_kpi.confidence_delta(cfg);
         return Outcome {
             verdict: Verdict::Access,
             element: Some(access),
-            confidence: r3(conf.min(1.0)),
+            confidence: r3(conf.clamp(0.05, 1.0)),
             evidence: Value::Object(ev),
         };
     }
@@ -998,7 +1211,7 @@ pub fn evaluate(
         .copied()
         .filter(|r| r.user_key != user_key)
         .collect();
-    let peer_pop = pop(peers.iter().copied(), &p, cfg);
+    let peer_pop = pop(data, peers.iter().copied(), &p, cfg);
     let peer_all = || peers.iter().filter(|r| r.category == "all");
     let leg = |rows: &[&URow], f: fn(&URow) -> Option<f64>| -> Option<f64> {
         median(
@@ -1053,6 +1266,17 @@ pub fn evaluate(
             verdict: Verdict::Home,
             element: Some(home_id.unwrap_or_else(|| user_key.to_string())),
             confidence: r3(conf.min(1.0)),
+            evidence: Value::Object(ev),
+        };
+    }
+    if overall_poor == 0 {
+        // Only a service category dipped, the user's overall experience stayed fine, and
+        // no level explains the dip: nothing in the network to blame.
+        ev.insert("decided_by".into(), json!("category_only_unexplained"));
+        return Outcome {
+            verdict: Verdict::NoFaultFound,
+            element: None,
+            confidence: 0.5,
             evidence: Value::Object(ev),
         };
     }
@@ -1111,22 +1335,22 @@ pub async fn demarcate_many(
     Ok(out)
 }
 
-/// Demarcates many users at one instant on already loaded rows ([`load_window`]).
+/// Demarcates many users at one instant on already loaded rows ([`load_for_users`],
+/// [`load_window`]).
 pub fn demarcate_loaded(
     data: &WindowData,
     reqs: &[DemarcationRequest],
     cfg: &DemarcationConfig,
 ) -> Vec<Demarcation> {
-    let mut data = data.clone();
-    for r in reqs {
-        if let Some(h) = &r.home {
-            set_home(&mut data, &r.user_key, h);
-        }
-    }
     reqs.iter()
         .map(|r| {
             let (from, to) = window_of(r, cfg);
-            finish(r, from, to, evaluate(&data, &r.user_key, from, to, cfg))
+            let mut o = evaluate(data, &r.user_key, from, to, cfg);
+            // As `set_home` would (without copying the window's rows).
+            if let (Verdict::Home, Some(h)) = (o.verdict, &r.home) {
+                o.element = Some(h.clone());
+            }
+            finish(r, from, to, o)
         })
         .collect()
 }
@@ -1245,7 +1469,7 @@ pub fn requests_for(
             Ok(DemarcationRequest {
                 complaint_id: Some(c.complaint_id.clone()),
                 user: c.user.clone(),
-                user_key: resolver.user_key(&c.user)?,
+                user_key: resolver.user_key_at(&c.user, c.reported_at_s)?,
                 at_s: c.reported_at_s,
                 window_s,
                 home: resolver.home_id(&c.user),

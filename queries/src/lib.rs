@@ -6,15 +6,18 @@
 //! * [`poor_users`]: the poor-quality user list with root-cause verdicts.
 //! * [`demarcate`]: the complaint demarcation ladder, appended to `demarcations`.
 //! * [`report`]: the batch complaint report (`report.csv`, self-contained `report.html`).
+//! * [`scalegen`]: a synthetic lake at operator scale for benchmarks.
 //! * [`serve`]: the session over the PostgreSQL wire protocol (SCRAM-SHA-256).
 //!
 //! Design notes and the verdict logic: `docs/queries.md`.
 #![warn(missing_docs)]
 
 pub mod demarcate;
+pub mod element_kpi;
 pub mod error;
 pub mod poor_users;
 pub mod report;
+pub mod scalegen;
 pub mod serve;
 pub mod session;
 pub mod shell;

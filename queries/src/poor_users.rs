@@ -11,10 +11,11 @@
 //!   overall ones (users with ≥ 3 poor minutes *in that category*), and `cei` is that
 //!   category's.
 //! * `verdict`/`element` come from [`crate::demarcate`] at the end of the `at` window, over
-//!   the demarcation window before it; all users share one load of the window's rows.
+//!   the demarcation window before it; all users share one load of the rows the ladder
+//!   needs ([`crate::demarcate::load_for_users`]).
 
 use crate::demarcate::{
-    demarcate_loaded, latest_window, load_window, DemarcationConfig, DemarcationRequest, Verdict,
+    demarcate_loaded, latest_window, load_for_users, DemarcationConfig, DemarcationRequest, Verdict,
 };
 use crate::error::{QueryError, Result};
 use crate::session::QuerySession;
@@ -172,7 +173,8 @@ pub async fn poor_users(
     }
     if q.demarcate {
         let end = at + q.minute_s;
-        let data = load_window(s, end - dcfg.window_s, end).await?;
+        let keys: Vec<String> = users.iter().map(|u| u.user_key.clone()).collect();
+        let data = load_for_users(s, &keys, end - dcfg.window_s, end, dcfg).await?;
         let reqs: Vec<DemarcationRequest> = users
             .iter()
             .map(|u| DemarcationRequest {

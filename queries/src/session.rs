@@ -17,7 +17,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use std::future::Future;
 use std::sync::Arc;
 
-/// Views created over the registered tables: `(name, needed table, SQL)`.
+/// Views created over the registered tables: `(name, needed tables (comma-separated),
+/// SQL)`.
 ///
 /// * `user_overall`: the users' overall rows (`user_minute` where `category = 'all'`).
 /// * `poor_minutes`: overall rows of poor minutes.
@@ -25,6 +26,9 @@ use std::sync::Arc;
 /// * `access_minute`, `core_minute`, `server_minute`: `element_minute` by level.
 /// * `anomalous`: anomaly rows over the threshold.
 /// * `latest_window`: the start of the newest window in `user_minute`.
+/// * `element_kpi`: element KPI samples (`telemetry`) with the minute they fall in and that
+///   element's `element_minute` row of that minute (users, poor share, CEI, RTTs; null
+///   when the probe saw no user behind it then).
 pub const VIEWS: &[(&str, &str, &str)] = &[
     (
         "user_overall",
@@ -65,6 +69,16 @@ pub const VIEWS: &[(&str, &str, &str)] = &[
         "latest_window",
         "user_minute",
         "SELECT max(window_start) AS window_start FROM user_minute",
+    ),
+    (
+        "element_kpi",
+        "telemetry,element_minute",
+        "SELECT t.ts, date_trunc('minute', t.ts) AS window_start, t.element_id, t.metric, \
+         t.value, e.level, e.users, e.poor_users, e.poor_share, e.cei_mean, e.cei_p10, \
+         e.rtt_client_ms_median, e.rtt_server_ms_median, e.retrans_rate, t.date \
+         FROM telemetry t LEFT JOIN element_minute e ON e.element_id = t.element_id \
+         AND e.level IN ('access', 'core') AND e.date = t.date \
+         AND e.window_start = date_trunc('minute', t.ts)",
     ),
 ];
 
@@ -152,7 +166,10 @@ impl QuerySession {
         }
         for (view, needs, sql) in VIEWS {
             self.ctx.deregister_table(*view)?;
-            if found.iter().any(|t| t.name() == *needs) {
+            if needs
+                .split(',')
+                .all(|n| found.iter().any(|t| t.name() == n))
+            {
                 let df = self.ctx.sql(sql).await?;
                 self.ctx.register_table(*view, df.into_view())?;
             }

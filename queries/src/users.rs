@@ -60,8 +60,20 @@ impl UserResolver {
     }
 
     /// The `user_key` of `user`: a 16-hex pseudonym is taken as is (unless the topology
-    /// names it as a subscriber id); anything else is pseudonymised.
+    /// names it as a subscriber id); anything else is pseudonymised (by the topology's
+    /// latest rows; see [`UserResolver::user_key_at`]).
     pub fn user_key(&self, user: &str) -> Result<String> {
+        self.user_key_opt(user, None)
+    }
+
+    /// The `user_key` of `user` at `at_s` (epoch s): with a topology versioned by validity
+    /// time, the subscriber id is taken from the rows valid then (an address may have
+    /// belonged to another line before).
+    pub fn user_key_at(&self, user: &str, at_s: i64) -> Result<String> {
+        self.user_key_opt(user, Some(at_s))
+    }
+
+    fn user_key_opt(&self, user: &str, at_s: Option<i64>) -> Result<String> {
         let u = user.trim();
         if u.is_empty() {
             return Err(QueryError::Input("empty user".into()));
@@ -80,9 +92,10 @@ impl UserResolver {
                 cemflow_dataflow::PSEUDO_KEY_ENV
             )));
         };
-        let sid = match &self.topology {
-            Some(t) => t.subscriber_id(u),
-            None => match u.parse::<std::net::IpAddr>() {
+        let sid = match (&self.topology, at_s) {
+            (Some(t), Some(at)) => t.subscriber_id_at(u, at),
+            (Some(t), None) => t.subscriber_id(u),
+            (None, _) => match u.parse::<std::net::IpAddr>() {
                 // Canonical text form (as ingest keys users).
                 Ok(std::net::IpAddr::V6(a)) => a
                     .to_ipv4_mapped()
@@ -140,5 +153,28 @@ mod tests {
         let bare = UserResolver::new(None, None);
         assert!(bare.user_key("10.0.0.5").is_err());
         assert_eq!(bare.user_key(&k).unwrap(), k);
+    }
+
+    #[test]
+    fn resolves_by_validity_time() {
+        let p = Pseudonymizer::new(b"k").unwrap();
+        // 10.0.0.5 was home-a's address until T, home-b's from T.
+        let t = Topology::parse(
+            "t",
+            "10.0.0.5,home-a,olt1,bng1,,,,1714557600\n10.0.0.5,home-b,olt2,bng1,,,1714557600,\n",
+            PlacementConfig::default(),
+        )
+        .unwrap();
+        let r = UserResolver::new(Some(p.clone()), Some(t));
+        assert_eq!(
+            r.user_key_at("10.0.0.5", 1_714_557_599).unwrap(),
+            p.user_key("home-a")
+        );
+        assert_eq!(
+            r.user_key_at("10.0.0.5", 1_714_557_600).unwrap(),
+            p.user_key("home-b")
+        );
+        assert_eq!(r.user_key("10.0.0.5").unwrap(), p.user_key("home-b"));
+        assert_eq!(r.display(&p.user_key("home-a")), "10.0.0.5");
     }
 }

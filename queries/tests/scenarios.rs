@@ -217,6 +217,8 @@ fn fixture() -> Fixture {
                 core_element: u.core.clone(),
                 region: None,
                 plan_mbps: Some(100.0),
+                valid_from_s: None,
+                valid_to_s: None,
             })
             .collect();
         lake.overwrite(

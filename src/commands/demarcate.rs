@@ -167,7 +167,7 @@ pub fn run(args: DemarcateArgs) -> anyhow::Result<()> {
             vec![DemarcationRequest {
                 complaint_id: None,
                 user: u.clone(),
-                user_key: resolver.user_key(u).map_err(input_or)?,
+                user_key: resolver.user_key_at(u, at).map_err(input_or)?,
                 at_s: at,
                 window_s: None,
                 home: resolver.home_id(u),

@@ -187,6 +187,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     )?;
+    let poor = crate::commands::evaluate::score_poor_users(&lake, &truth, &topology, &key)?;
+    writeln!(
+        out,
+        "   {}",
+        crate::commands::evaluate::summarize_poor(&poor)
+    )?;
     if args.dir.is_some() {
         writeln!(
             out,

@@ -10,22 +10,19 @@
 //!   (`<source-id>-flows-p<process>`), assigned to the window of the capture clock at which
 //!   the flow ended — deterministic, so a re-run skips exactly what was committed.
 
+use super::pipeline::{
+    load_enrichment, print_totals, run_worker, LakeWriter, PacketSource, PipelineShared, Pull,
+    WorkerRole, WorkerSummary,
+};
 use crate::InputError;
 use anyhow::Context;
-use cemflow_dataflow::{
-    build, DataflowConfig, Enricher, FlowRow, PlacementConfig, Pseudonymizer, Topology,
-    WindowOutput, CATEGORY_ALL, PSEUDO_KEY_ENV,
-};
+use cemflow_dataflow::DataflowConfig;
 use cemflow_ingest::capture::open_inputs;
-use cemflow_ingest::catalog::Catalog;
 use cemflow_ingest::decode::LinkType;
-use cemflow_ingest::flow::{FlowConfig, FlowRecord, FlowStats, FlowTable};
+use cemflow_ingest::flow::{FlowConfig, FlowTable};
 use cemflow_ingest::source::CaptureReader;
-use cemflow_lakehouse::{Lake, TableBatches};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use cemflow_lakehouse::Lake;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 /// Arguments of `cemflow ingest`.
@@ -72,35 +69,10 @@ pub struct IngestArgs {
     pub no_progress: bool,
 }
 
-/// What one worker did.
-#[derive(Default, Debug, Clone)]
-struct WorkerSummary {
-    stats: Option<FlowStats>,
-    files: usize,
-    damaged: Vec<String>,
-    flows_rows: usize,
-    windows: usize,
-    user_minutes: usize,
-    poor_users: BTreeSet<String>,
-    late_slices: u64,
-    skipped_rows: usize,
-}
-
 /// Runs the command.
 pub fn run(args: IngestArgs) -> anyhow::Result<()> {
-    let key = std::env::var(PSEUDO_KEY_ENV).map_err(|_| {
-        InputError(format!(
-            "no pseudonymisation key: set {PSEUDO_KEY_ENV} (subscriber ids are hashed with it \
-             before they reach the lake)"
-        ))
-    })?;
-    let pseudo = Pseudonymizer::new(key.as_bytes()).map_err(|e| InputError(e.to_string()))?;
-    let catalog = Catalog::load_merged(args.catalog.as_deref())?;
-    let topology = match &args.topology {
-        Some(p) => Topology::from_file(p, PlacementConfig::default())
-            .map_err(|e| InputError(e.to_string()))?,
-        None => Topology::empty(PlacementConfig::default()),
-    };
+    let (pseudo, catalog, topology) =
+        load_enrichment(args.catalog.as_deref(), args.topology.as_deref())?;
     let files = open_inputs(&args.inputs)?;
     let source_id = args
         .source_id
@@ -110,16 +82,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     drop(Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?);
 
     let config = timely_config(&args)?;
-    let shared = Arc::new(Shared {
-        files,
+    let shared = Arc::new(PipelineShared {
         catalog,
         topology: Arc::new(topology),
         pseudo,
         lake_root: args.lake.clone(),
         source_id: source_id.clone(),
         commit_every: args.commit_every.max(1),
-        workers: args.workers.max(1),
-        process: args.process,
         flow_cfg: FlowConfig {
             max_flows: args.max_flows,
             ..FlowConfig::default()
@@ -128,300 +97,152 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
             lateness_s: args.lateness,
             ..DataflowConfig::default()
         },
-        progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         error: Mutex::new(None),
+        metrics: None,
     });
+    let files = Arc::new(files);
+    let workers = args.workers.max(1);
+    let process = args.process;
+    let progress = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let s2 = Arc::clone(&shared);
-    let guards = timely::execute(config, move |worker| run_worker(worker, &s2))
-        .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
+    let guards = timely::execute(config, move |worker| {
+        match ingest_worker(worker, &s2, &files, workers, process, progress) {
+            Ok(s) => s,
+            Err(e) => {
+                s2.fail(e);
+                WorkerSummary::default()
+            }
+        }
+    })
+    .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
     let mut total = WorkerSummary::default();
     for r in guards.join() {
         let w = r.map_err(|e| anyhow::anyhow!("worker failed: {e}"))?;
-        merge(&mut total, w);
+        total.merge(w);
     }
-    if let Some(e) = shared
-        .error
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .take()
-    {
-        return Err(e);
-    }
+    shared.take_error()?;
     print_summary(&total, &source_id, &args.lake);
     Ok(())
 }
 
-/// State shared by all workers of this process.
-struct Shared {
-    files: Vec<PathBuf>,
-    catalog: Catalog,
-    topology: Arc<Topology>,
-    pseudo: Pseudonymizer,
-    lake_root: String,
-    source_id: String,
-    commit_every: usize,
+/// One timely worker of `cemflow ingest`: the first worker of each process reads that
+/// process's captures; global worker 0 commits the windows.
+fn ingest_worker(
+    worker: &mut timely::worker::Worker,
+    sh: &PipelineShared,
+    files: &[PathBuf],
     workers: usize,
     process: usize,
-    flow_cfg: FlowConfig,
-    df_cfg: DataflowConfig,
     progress: bool,
-    /// First error of any worker (a lake commit failing, a capture vanishing).
-    error: Mutex<Option<anyhow::Error>>,
-}
-
-impl Shared {
-    fn fail(&self, e: anyhow::Error) {
-        if let Ok(mut g) = self.error.lock() {
-            g.get_or_insert(e);
-        }
-    }
-}
-
-/// Buffers closed windows and commits them in batches (global worker 0).
-struct WindowCommitter {
-    lake: Lake,
-    source_id: String,
-    every: usize,
-    pending: Vec<(i64, TableBatches)>,
-    summary: WorkerSummary,
-}
-
-impl WindowCommitter {
-    fn on_window(&mut self, out: WindowOutput) -> anyhow::Result<()> {
-        let mut b = TableBatches::new();
-        b.add_user_minutes(&out.user_minutes)?;
-        b.add_element_minutes(&out.element_minutes)?;
-        b.add_anomalies(&out.anomalies)?;
-        self.summary.windows += 1;
-        self.summary.user_minutes += out
-            .user_minutes
-            .iter()
-            .filter(|u| u.category == CATEGORY_ALL)
-            .count();
-        for u in out
-            .user_minutes
-            .iter()
-            .filter(|u| u.category == CATEGORY_ALL && u.poor)
-        {
-            self.summary.poor_users.insert(u.user_key.clone());
-        }
-        self.pending.push((out.window_start_s, b));
-        if self.pending.len() >= self.every {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let windows = std::mem::take(&mut self.pending);
-        let r = self
-            .lake
-            .commit_windows(&self.source_id, windows)
-            .context("committing windows to the lake")?;
-        self.summary.skipped_rows += r.skipped_rows();
-        Ok(())
-    }
-}
-
-/// Finished flows waiting for their window's commit (reading workers).
-struct FlowCommitter {
-    lake: Lake,
-    app_source: String,
-    every: usize,
-    by_window: BTreeMap<i64, Vec<FlowRow>>,
-    rows: usize,
-}
-
-impl FlowCommitter {
-    /// Commits the flows of windows before `open_window` once enough have accumulated
-    /// (all when `force`).
-    fn commit_before(&mut self, open_window: i64, force: bool) -> anyhow::Result<()> {
-        let closed: Vec<i64> = self
-            .by_window
-            .range(..open_window)
-            .map(|(w, _)| *w)
-            .collect();
-        if closed.is_empty() || (!force && closed.len() < self.every) {
-            return Ok(());
-        }
-        let mut windows = Vec::with_capacity(closed.len());
-        for w in closed {
-            if let Some(rows) = self.by_window.remove(&w) {
-                let mut b = TableBatches::new();
-                b.add_flows(&rows)?;
-                self.rows += rows.len();
-                windows.push((w, b));
-            }
-        }
-        self.lake
-            .commit_windows(&self.app_source, windows)
-            .context("committing flows to the lake")?;
-        Ok(())
-    }
-}
-
-fn run_worker(worker: &mut timely::worker::Worker, sh: &Shared) -> WorkerSummary {
-    match run_worker_inner(worker, sh) {
-        Ok(s) => s,
-        Err(e) => {
-            sh.fail(e);
-            WorkerSummary::default()
-        }
-    }
-}
-
-fn run_worker_inner(
-    worker: &mut timely::worker::Worker,
-    sh: &Shared,
 ) -> anyhow::Result<WorkerSummary> {
     let index = worker.index();
-    let is_sink = index == 0;
-    let is_reader = index.is_multiple_of(sh.workers);
-    let committer = if is_sink {
-        Some(Rc::new(RefCell::new(WindowCommitter {
-            lake: Lake::open(&sh.lake_root)?,
-            source_id: sh.source_id.clone(),
-            every: sh.commit_every,
-            pending: Vec::new(),
-            summary: WorkerSummary::default(),
-        })))
+    let is_reader = index.is_multiple_of(workers);
+    let windows_writer = if index == 0 {
+        Some(LakeWriter::Direct(Lake::open(&sh.lake_root)?))
     } else {
         None
     };
-    let sink_error: Rc<RefCell<Option<anyhow::Error>>> = Rc::new(RefCell::new(None));
-    let c2 = committer.clone();
-    let e2 = Rc::clone(&sink_error);
-    let mut pipeline = build(worker, sh.df_cfg.clone(), None, move |out| {
-        if let Some(c) = c2.as_ref() {
-            if e2.borrow().is_none() {
-                if let Err(e) = c.borrow_mut().on_window(out) {
-                    *e2.borrow_mut() = Some(e);
-                }
-            }
-        }
-    });
-    let mut summary = WorkerSummary::default();
+    let mut source = FileSource::new(files, progress);
+    let flows_writer = if is_reader {
+        Some(LakeWriter::Direct(Lake::open(&sh.lake_root)?))
+    } else {
+        None
+    };
+    let mut summary = run_worker(
+        worker,
+        sh,
+        WorkerRole {
+            source: is_reader.then_some(&mut source),
+            flows_writer,
+            flows_source: format!("{}-flows-p{}", sh.source_id, process),
+            windows_writer,
+        },
+    )?;
     if is_reader {
-        let window_s = sh.df_cfg.window_s.max(1);
-        let mut flows = FlowCommitter {
-            lake: Lake::open(&sh.lake_root)?,
-            app_source: format!("{}-flows-p{}", sh.source_id, sh.process),
-            every: sh.commit_every,
-            by_window: BTreeMap::new(),
-            rows: 0,
-        };
-        let mut table = FlowTable::with_catalog(sh.flow_cfg.clone(), sh.catalog.clone());
-        let mut enricher = Enricher::new(sh.pseudo.clone(), Arc::clone(&sh.topology));
-        let mut records: Vec<FlowRecord> = Vec::with_capacity(1024);
-        let bar = progress_bar(sh.progress);
-        let mut clock_s = i64::MIN;
-        let mut packets = 0u64;
-        let mut drain = |records: &mut Vec<FlowRecord>,
-                         input: &mut cemflow_dataflow::SliceInput,
-                         flows: &mut FlowCommitter,
-                         clock_s: i64| {
-            for r in records.drain(..) {
-                match r {
-                    FlowRecord::Slice(s) => {
-                        if let Some(u) = enricher.slice(&s) {
-                            input.send(u);
-                        }
-                    }
-                    FlowRecord::End(e) => {
-                        let w = clock_s - clock_s.rem_euclid(window_s);
-                        flows
-                            .by_window
-                            .entry(w)
-                            .or_default()
-                            .push(enricher.flow_row(&e));
-                    }
-                }
-            }
-        };
-        for path in &sh.files {
-            let mut reader = CaptureReader::open(path)?;
-            summary.files += 1;
-            while let Some(p) = reader.next_packet() {
-                packets += 1;
-                let ts_s = (p.ts_ns / 1_000_000_000) as i64;
-                table.process(
-                    p.ts_ns,
-                    LinkType::from_linktype(p.linktype),
-                    p.data,
-                    &mut records,
-                );
-                if ts_s > clock_s {
-                    clock_s = ts_s;
-                }
-                if !records.is_empty() {
-                    drain(&mut records, &mut pipeline.input, &mut flows, clock_s);
-                }
-                if packets.is_multiple_of(4096) {
-                    pipeline.input.advance_clock(clock_s);
-                    worker.step();
-                    flows.commit_before(clock_s - clock_s.rem_euclid(window_s), false)?;
-                    if let Some(b) = &bar {
-                        b.set_position(packets);
-                        b.set_message(cemflow_ingest::flow::rfc3339_micros(p.ts_ns));
-                    }
-                    if let Some(e) = sink_error.borrow_mut().take() {
-                        return Err(e);
-                    }
-                }
-            }
-            if let Some(d) = reader.damage() {
-                summary.damaged.push(format!("{}: {d}", path.display()));
-            }
-        }
-        table.finish(&mut records);
-        drain(&mut records, &mut pipeline.input, &mut flows, clock_s);
-        if let Some(b) = bar {
+        if let Some(b) = source.bar.take() {
             b.finish_and_clear();
         }
-        pipeline.input.flush();
-        summary.late_slices = pipeline.input.late();
-        pipeline.finish(worker);
-        flows.commit_before(i64::MAX, true)?;
-        summary.flows_rows = flows.rows;
-        summary.stats = Some(table.stats().clone());
-    } else {
-        pipeline.finish(worker);
-    }
-    if let Some(e) = sink_error.borrow_mut().take() {
-        return Err(e);
-    }
-    if let Some(c) = committer {
-        let mut c = c.borrow_mut();
-        c.flush()?;
-        let s = std::mem::take(&mut c.summary);
-        merge(&mut summary, s);
+        summary.files += source.opened;
+        summary.damaged.append(&mut source.damaged);
     }
     Ok(summary)
 }
 
-fn merge(into: &mut WorkerSummary, w: WorkerSummary) {
-    if let Some(s) = w.stats {
-        let t = into.stats.get_or_insert_with(FlowStats::default);
-        t.packets += s.packets;
-        t.frame_bytes += s.frame_bytes;
-        t.flows_ended += s.flows_ended;
-        t.flows_evicted += s.flows_evicted;
-        t.l4_truncated += s.l4_truncated;
-        for (a, b) in t.skipped.iter_mut().zip(s.skipped) {
-            *a += b;
+/// Packets read between two steps of the graph.
+const BATCH: usize = 4096;
+
+/// The captures of one process, read in order.
+struct FileSource<'a> {
+    files: &'a [PathBuf],
+    next: usize,
+    reader: Option<CaptureReader>,
+    opened: usize,
+    damaged: Vec<String>,
+    packets: u64,
+    last_ts_ns: u64,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<'a> FileSource<'a> {
+    fn new(files: &'a [PathBuf], progress: bool) -> FileSource<'a> {
+        FileSource {
+            files,
+            next: 0,
+            reader: None,
+            opened: 0,
+            damaged: Vec::new(),
+            packets: 0,
+            last_ts_ns: 0,
+            bar: progress_bar(progress),
         }
     }
-    into.files += w.files;
-    into.damaged.extend(w.damaged);
-    into.flows_rows += w.flows_rows;
-    into.windows += w.windows;
-    into.user_minutes += w.user_minutes;
-    into.poor_users.extend(w.poor_users);
-    into.late_slices += w.late_slices;
-    into.skipped_rows += w.skipped_rows;
+}
+
+impl PacketSource for FileSource<'_> {
+    fn pull<F: FnMut(u64, LinkType, &[u8])>(&mut self, mut f: F) -> anyhow::Result<Pull> {
+        loop {
+            let reader = match &mut self.reader {
+                Some(r) => r,
+                None => {
+                    let Some(path) = self.files.get(self.next) else {
+                        return Ok(Pull::End);
+                    };
+                    self.next += 1;
+                    self.opened += 1;
+                    self.reader.insert(CaptureReader::open(path)?)
+                }
+            };
+            let mut n = 0;
+            while n < BATCH {
+                let Some(p) = reader.next_packet() else {
+                    break;
+                };
+                n += 1;
+                self.last_ts_ns = p.ts_ns;
+                f(p.ts_ns, LinkType::from_linktype(p.linktype), p.data);
+            }
+            self.packets += n as u64;
+            if n < BATCH {
+                // This capture is done.
+                if let Some(d) = reader.damage() {
+                    let path = &self.files[self.next - 1];
+                    self.damaged.push(format!("{}: {d}", path.display()));
+                }
+                self.reader = None;
+                if n == 0 {
+                    continue;
+                }
+            }
+            return Ok(Pull::Packets);
+        }
+    }
+
+    fn after_pull(&mut self, _table: &FlowTable, _late: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(self.packets);
+            b.set_message(cemflow_ingest::flow::rfc3339_micros(self.last_ts_ns));
+        }
+    }
 }
 
 fn print_summary(t: &WorkerSummary, source_id: &str, lake: &str) {
@@ -436,28 +257,7 @@ fn print_summary(t: &WorkerSummary, source_id: &str, lake: &str) {
         t.user_minutes,
         t.poor_users.len()
     );
-    let skipped = s.skipped_total();
-    if skipped > 0 {
-        let reasons: Vec<String> = s
-            .skip_reasons()
-            .into_iter()
-            .filter(|(r, _)| *r != cemflow_ingest::decode::Skip::NonIp)
-            .map(|(r, n)| format!("{n} {}", r.as_str()))
-            .collect();
-        eprintln!("{skipped} packets skipped: {}", reasons.join(", "));
-    }
-    if t.skipped_rows > 0 {
-        eprintln!(
-            "{} rows of windows already committed by this source were skipped (exactly once)",
-            t.skipped_rows
-        );
-    }
-    if t.late_slices > 0 {
-        eprintln!(
-            "{} flow slices arrived after their window closed",
-            t.late_slices
-        );
-    }
+    print_totals(t);
     for d in &t.damaged {
         eprintln!("damaged capture, read up to the damage: {d}");
     }

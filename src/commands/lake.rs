@@ -11,7 +11,8 @@ use std::path::PathBuf;
 /// Arguments of `cemflow lake`.
 #[derive(clap::Args, Debug)]
 pub struct LakeArgs {
-    /// Lake root (a directory).
+    /// Lake root: a directory, or `s3://bucket/prefix` (credentials, region and endpoint
+    /// from the standard AWS_* environment variables; see docs/tables.md).
     #[arg(long, env = "CEMFLOW_LAKE", global = true)]
     pub lake: Option<String>,
     #[command(subcommand)]
@@ -27,14 +28,23 @@ pub enum LakeCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Compact small files into ~128 MB files (bin-packing), optionally z-ordered by user.
+    /// Compact small files into ~128 MiB files (bin-packing per partition), optionally
+    /// z-ordered by user.
     Optimize {
         /// Tables to optimize (default: all).
         #[arg(long = "table", value_name = "TABLE")]
         tables: Vec<String>,
-        /// Z-order `user_key` tables by user_key (clusters a user's rows).
+        /// Target file size, MiB. Files smaller than half of it are rewritten; afterwards
+        /// each partition has at most one file below half the target.
+        #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+        target_mib: u64,
+        /// Z-order `user_key` tables by user_key (rewrites whole partitions; clusters a
+        /// user's rows).
         #[arg(long)]
         zorder: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Delete files no longer referenced by any version younger than the retention.
     Vacuum {
@@ -104,6 +114,8 @@ pub fn run(args: LakeArgs) -> anyhow::Result<()> {
                     "files",
                     "bytes",
                     "partitions",
+                    "smallest_file",
+                    "largest_file",
                     "schema_version",
                 ],
             );
@@ -112,18 +124,25 @@ pub fn run(args: LakeArgs) -> anyhow::Result<()> {
             }
             w.finish()?;
         }
-        LakeCommand::Optimize { tables: t, zorder } => {
+        LakeCommand::Optimize {
+            tables: t,
+            target_mib,
+            zorder,
+            format,
+        } => {
             let lake = Lake::open_existing(&root).with_context(|| format!("lake {root}"))?;
             let opts = OptimizeOptions {
                 tables: tables(&t)?,
+                target_size: target_mib << 20,
                 zorder_user_key: zorder,
                 ..OptimizeOptions::default()
             };
             let mut w = RowWriter::new(
-                Format::Table,
+                format,
                 &mut out,
                 &[
                     "table",
+                    "partitions_optimized",
                     "files_removed",
                     "files_added",
                     "bytes_removed",

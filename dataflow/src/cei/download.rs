@@ -16,6 +16,10 @@ pub struct DownloadModel {
     /// Minimum downstream payload in the window for throughput to be meaningful; below it
     /// the category falls back to the web model. Bytes.
     pub min_bytes: u64,
+    /// Throughput is also meaningful below `min_bytes` when the downstream transfer lasted
+    /// at least this many round trips (an unconstrained transfer under `min_bytes` ends
+    /// within ~5 RTTs of slow start; one lasting longer is rate-limited). 0 disables.
+    pub min_rtts: f64,
 }
 
 impl Default for DownloadModel {
@@ -24,6 +28,7 @@ impl Default for DownloadModel {
             floor_mbps: 0.5,
             cap_mbps: 50.0,
             min_bytes: 250_000,
+            min_rtts: 8.0,
         }
     }
 }

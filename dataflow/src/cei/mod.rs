@@ -128,6 +128,8 @@ pub struct ModelInput {
     pub throughput_mbps: Option<f64>,
     /// Downstream payload in the window. Bytes.
     pub payload_down: u64,
+    /// Time with downstream data in flight (the throughput's denominator). Seconds.
+    pub active_down_s: f64,
     /// Bitrate the application needs (video/live). Mbit/s.
     pub required_mbps: Option<f64>,
     /// Subscriber's plan. Mbit/s.
@@ -142,18 +144,27 @@ impl CeiConfig {
     /// CEI 100 and it carries no weight in the overall CEI.
     ///
     /// Fallbacks (documented in docs/cei.md): `video`/`download` with less than `min_bytes`
-    /// downstream payload, or no throughput, use the web model; `live` without throughput is
+    /// downstream payload (unless the transfer lasted ≥ `min_rtts` RTTs), or no
+    /// throughput, use the web model; `live` without throughput is
     /// rated on latency alone; `other` uses the web model.
     pub fn category_mos(&self, cat: Category, k: &ModelInput) -> Option<f64> {
         let web = || self.web.mos_from(k.txn_ms, k.rtt_ms);
-        let thr = |min: u64| k.throughput_mbps.filter(|_| k.payload_down >= min);
+        // Throughput says something when the transfer was large or lasted many RTTs.
+        let thr = |min_bytes: u64, min_rtts: f64| {
+            k.throughput_mbps.filter(|_| {
+                k.payload_down >= min_bytes
+                    || (min_rtts > 0.0
+                        && k.rtt_ms
+                            .is_some_and(|r| k.active_down_s * 1000.0 >= min_rtts * r))
+            })
+        };
         match cat {
             Category::Web | Category::Other => web(),
-            Category::Video => match thr(self.video.min_bytes) {
+            Category::Video => match thr(self.video.min_bytes, self.video.min_rtts) {
                 Some(t) => Some(self.video.mos(t, k.required_mbps)),
                 None => web(),
             },
-            Category::Live => match thr(self.video.min_bytes) {
+            Category::Live => match thr(self.video.min_bytes, self.video.min_rtts) {
                 Some(t) => Some(
                     self.live
                         .mos_from(&self.video, t, k.required_mbps, k.rtt_ms),
@@ -165,7 +176,7 @@ impl CeiConfig {
             Category::Gaming => k
                 .rtt_ms
                 .map(|r| self.gaming.mos(r, k.loss_pct.unwrap_or(0.0) / 100.0)),
-            Category::Download => match thr(self.download.min_bytes) {
+            Category::Download => match thr(self.download.min_bytes, self.download.min_rtts) {
                 Some(t) => Some(self.download.mos(t, k.plan_mbps)),
                 None => web(),
             },

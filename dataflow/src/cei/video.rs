@@ -17,6 +17,10 @@ pub struct VideoModel {
     /// Minimum downstream payload in the window for throughput to be meaningful (short
     /// transfers are RTT-bound); below it the category falls back to the web model. Bytes.
     pub min_bytes: u64,
+    /// Throughput is also meaningful below `min_bytes` when the downstream transfer lasted
+    /// at least this many round trips (an unconstrained transfer under `min_bytes` ends
+    /// within ~5 RTTs of slow start; one lasting longer is rate-limited). 0 disables.
+    pub min_rtts: f64,
 }
 
 impl Default for VideoModel {
@@ -25,6 +29,7 @@ impl Default for VideoModel {
             default_required_mbps: 5.0,
             k: 2.0,
             min_bytes: 250_000,
+            min_rtts: 8.0,
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct WebModel {
     /// transaction time is estimated as `rtt_factor × (client + server RTT)` (a TCP
     /// handshake, a TLS 1.3 handshake and one request). 0 disables the fallback.
     pub rtt_factor: f64,
+    /// A transaction time measured without a time to first byte (HTTPS/QUIC: the probe
+    /// sees the TCP and TLS handshakes but not the encrypted request/response) gets
+    /// `ttfb_rtts × (client + server RTT)` added for that first exchange. 0 disables.
+    pub ttfb_rtts: f64,
 }
 
 impl Default for WebModel {
@@ -26,6 +30,7 @@ impl Default for WebModel {
             t0_s: 0.35,
             slope: 0.85,
             rtt_factor: 3.0,
+            ttfb_rtts: 1.0,
         }
     }
 }

@@ -861,6 +861,18 @@ pub fn category_of_l7(l7_proto: &str) -> Option<Category> {
         ("Tor", Other),
         ("Unknown", Other),
     ];
+    // DPI's names are spelled as in the table: one hash lookup (this runs per flow slice).
+    static EXACT: OnceLock<HashMap<&'static str, Category>> = OnceLock::new();
+    let exact = EXACT.get_or_init(|| {
+        let mut m = HashMap::with_capacity(TABLE.len());
+        for &(n, c) in TABLE.iter().rev() {
+            m.insert(n, c); // the first entry of a name wins, as in the scan below
+        }
+        m
+    });
+    if let Some(c) = exact.get(l7_proto) {
+        return Some(*c);
+    }
     let name = l7_proto.trim();
     if let Some((_, c)) = TABLE.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
         return Some(*c);

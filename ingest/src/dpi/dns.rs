@@ -3,9 +3,12 @@
 //! response timestamps. Hand-written parser: bounded, compression pointers followed at
 //! most 16 times.
 
+use super::cross_flow::MAX_ANSWERS;
+use super::dns_cache::DnsAnswer;
 use super::netbios::decode_netbios_name;
-use super::util::be16;
+use super::util::{be16, be32};
 use super::{DpiInput, DpiState, Verdict};
+use std::net::IpAddr;
 
 /// Per-flow DNS state (inline, small).
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,6 +116,68 @@ pub(crate) fn parse(msg: &[u8], netbios: bool) -> Option<DnsMsg> {
     Some(m)
 }
 
+/// Skips a (possibly compressed) name at `pos` without decoding it; the position after it.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *msg.get(pos)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => pos += 1 + usize::from(len),
+            0xc0 => return Some(pos + 2).filter(|&p| p <= msg.len()),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The A and AAAA records of a response's answer section (at most
+/// [`MAX_ANSWERS`](super::cross_flow::MAX_ANSWERS)); empty when the message is cut short.
+pub(crate) fn answers(msg: &[u8]) -> Vec<DnsAnswer> {
+    let mut out = Vec::new();
+    let (Some(qd), Some(an)) = (be16(msg, 4), be16(msg, 6)) else {
+        return out;
+    };
+    let mut pos = 12;
+    for _ in 0..qd {
+        match skip_name(msg, pos) {
+            Some(p) => pos = p + 4,
+            None => return out,
+        }
+    }
+    for _ in 0..an {
+        let Some(p) = skip_name(msg, pos) else {
+            return out;
+        };
+        let (Some(ty), Some(ttl), Some(rdlen)) = (be16(msg, p), be32(msg, p + 4), be16(msg, p + 8))
+        else {
+            return out;
+        };
+        let rdata = p + 10;
+        let Some(rd) = msg.get(rdata..rdata + usize::from(rdlen)) else {
+            return out;
+        };
+        let addr = match (ty, rd.len()) {
+            (1, 4) => Some(IpAddr::from([rd[0], rd[1], rd[2], rd[3]])),
+            (28, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(rd);
+                Some(IpAddr::from(a))
+            }
+            _ => None,
+        };
+        if let Some(addr) = addr {
+            // RFC 2181: a TTL with the top bit set counts as 0
+            let ttl_s = if ttl & 0x8000_0000 != 0 { 0 } else { ttl };
+            out.push(DnsAnswer { addr, ttl_s });
+            if out.len() >= MAX_ANSWERS {
+                return out;
+            }
+        }
+        pos = rdata + usize::from(rdlen);
+    }
+    out
+}
+
 fn proto_name(p: &DpiInput<'_>) -> Option<&'static str> {
     if p.is_tcp() {
         return p.has_port(53).then_some("DNS");
@@ -165,6 +230,12 @@ fn handle(p: &DpiInput<'_>, st: &mut DpiState, name: &'static str) -> Option<boo
         if query_id.is_some() {
             res.dns_response_ts = Some(ts);
         }
+        if m.rcode == 0 && m.ancount > 0 && name == "DNS" {
+            let a = answers(msg);
+            if !a.is_empty() {
+                st.learnt_mut().dns = a;
+            }
+        }
         return Some(false);
     }
     Some(true)
@@ -216,6 +287,44 @@ pub(crate) mod tests {
         r[7] = 1;
         r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4]);
         r
+    }
+
+    #[test]
+    fn answers_of_a_response() {
+        let q = build_query(7, "www.example.com", 1);
+        let r = build_response(&q, 0);
+        let a = answers(&r);
+        assert_eq!(
+            a,
+            vec![DnsAnswer {
+                addr: IpAddr::from([1, 2, 3, 4]),
+                ttl_s: 60
+            }]
+        );
+        // an AAAA record after a CNAME
+        let mut r2 = q.clone();
+        r2[2] = 0x81;
+        r2[3] = 0x80;
+        r2[7] = 2;
+        r2.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 9, 0, 2, 0xc0, 12]);
+        r2.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0x80, 0, 0, 9, 0, 16]);
+        r2.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let a = answers(&r2);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].addr, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(a[0].ttl_s, 0, "TTL with the top bit set counts as 0");
+        // hostile: every cut of the message, counts past the end, pointer loops
+        for n in 0..r2.len() {
+            let _ = answers(&r2[..n]);
+        }
+        let mut bad = r.clone();
+        bad[7] = 0xff;
+        assert_eq!(answers(&bad).len(), 1);
+        let mut lp = q.clone();
+        lp[7] = 1;
+        let n = lp.len();
+        lp.extend_from_slice(&[0xc0, n as u8]);
+        assert!(answers(&lp).is_empty());
     }
 
     #[test]

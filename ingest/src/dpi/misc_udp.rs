@@ -1,6 +1,7 @@
 //! Cheap UDP signatures: Dropbox LAN sync (17500), Spotify discovery
 //! (57621), Steam in-home streaming discovery (27036), Discord voice (IP discovery and
-//! keep-alives), Telegram calls (ports 500–600), Genshin Impact (KCP handshake).
+//! keep-alives), Telegram calls (ports 500–600), Steam Datagram Relay pings, Genshin
+//! Impact (KCP handshake).
 
 use super::util::find;
 use super::{DpiInput, DpiState, Verdict};
@@ -25,6 +26,9 @@ pub(crate) fn probe(p: &DpiInput<'_>, st: &mut DpiState) -> Verdict {
         "Discord"
     } else if (500..=600).contains(&p.server_port) && b.len() >= 24 && b[16..24] == [0xff; 8] {
         "Telegram"
+    } else if b.len() >= 100 && b.get(2..8) == Some(b"sdping") {
+        // Steam Datagram Relay ping (as nDPI: short pings are zero-padded to ≥ 100 bytes)
+        "SteamDatagramRelay"
     } else if b.len() == 20
         && b.starts_with(&[0, 0, 0, 0xff])
         && b[12..20] == [0x49, 0x96, 0x02, 0xd2, 0xff, 0xff, 0xff, 0xff]

@@ -11,17 +11,24 @@
 //! candidate has given up, or after a bounded number of payload packets, the flow keeps
 //! the port-based guess ([`DpiResult::guessed_by_port`]).
 //!
+//! Some findings outlive their flow: DNS answers and announced FTP data connections are
+//! left in the state ([`DpiState::has_learnt`]) for the flow table's [`CrossFlow`], which
+//! applies them to later flows (server names from DNS, `FTP_DATA`).
+//!
 //! All parsing is bounds-checked: arbitrary bytes never panic, and per-flow buffers are
 //! bounded (16 KiB for a TLS/QUIC ClientHello, 4 KiB for HTTP headers).
 
 mod ajp;
 mod bittorrent;
+mod cross_flow;
 mod dhcp;
 mod dns;
+pub mod dns_cache;
 mod ftp;
 mod hello;
 mod http;
 mod imap;
+mod misc_tcp;
 mod misc_udp;
 mod netbios;
 mod ntp;
@@ -44,6 +51,8 @@ mod whatsapp;
 #[cfg(test)]
 mod tests;
 
+pub use cross_flow::{CrossFlow, EXPECTED_CAPACITY};
+pub use dns_cache::{DnsAnswer, DnsCache};
 pub use rtp::{RtpHeader, RtpQuality};
 
 use serde::Serialize;
@@ -171,6 +180,12 @@ pub struct DpiResult {
     pub dns_query_ts: Option<u64>,
     /// Timestamp (ns) of the DNS response matching the query.
     pub dns_response_ts: Option<u64>,
+    /// Name of the server address from an earlier DNS answer seen by this flow table
+    /// (see [`DnsCache`]); classifies flows without SNI or Host.
+    pub server_name: Option<Box<str>>,
+    /// Application the protocol itself identifies (a catalog app name, e.g.
+    /// `WhatsAppCall` from WhatsApp's STUN attributes); wins over name-based matches.
+    pub app_hint: Option<&'static str>,
 }
 
 /// Packets per direction probed before giving up without a verdict.
@@ -199,6 +214,9 @@ pub struct DpiState {
     pub(crate) dns: dns::DnsState,
     pub(crate) rtp: rtp::RtpState,
     pub(crate) text: u8,
+    /// Findings for later flows (DNS answers, FTP data connections), taken by
+    /// [`CrossFlow::learn`].
+    pub(crate) learnt: Option<Box<cross_flow::Learnt>>,
 }
 
 impl DpiState {
@@ -286,6 +304,25 @@ impl DpiState {
         &mut self.result
     }
 
+    /// Findings for later flows, created on first use.
+    pub(crate) fn learnt_mut(&mut self) -> &mut cross_flow::Learnt {
+        self.learnt.get_or_insert_with(Default::default)
+    }
+
+    /// True when the last packets left findings for [`CrossFlow::learn`].
+    #[inline]
+    pub fn has_learnt(&self) -> bool {
+        self.learnt.is_some()
+    }
+
+    /// Decides the protocol without inspection (an expected data connection).
+    pub(crate) fn set_decided(&mut self, name: &'static str) {
+        self.started = true;
+        self.result.l7_proto = Some(name);
+        self.result.guessed_by_port = false;
+        self.finish();
+    }
+
     fn finish(&mut self) {
         self.done = true;
         self.active = None;
@@ -294,6 +331,12 @@ impl DpiState {
         self.quic = None;
         self.http = None;
     }
+}
+
+/// Port-based protocol guess (nDPI's "Match by port"), for flows the DPI never saw
+/// payload of.
+pub fn guess_by_port(l4: u8, server_port: u16, client_port: u16) -> Option<&'static str> {
+    ports::guess(l4, server_port, client_port)
 }
 
 /// Outcome of a protocol probe on one packet.

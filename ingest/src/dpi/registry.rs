@@ -2,8 +2,8 @@
 //! `Certain` wins), with the transports it applies to.
 
 use super::{
-    ajp, bittorrent, dhcp, dns, ftp, http, imap, misc_udp, netbios, ntp, pop3, quic, rtp, sip,
-    smtp, ssdp, ssh, stun, telnet, tls, tunnels, whatsapp, DpiInput, DpiState, Verdict,
+    ajp, bittorrent, dhcp, dns, ftp, http, imap, misc_tcp, misc_udp, netbios, ntp, pop3, quic, rtp,
+    sip, smtp, ssdp, ssh, stun, telnet, tls, tunnels, whatsapp, DpiInput, DpiState, Verdict,
 };
 
 type ProbeFn = fn(&DpiInput<'_>, &mut DpiState) -> Verdict;
@@ -51,7 +51,7 @@ pub(crate) static REGISTRY: &[Entry] = &[
     e("stun", true, true, stun::probe, None),
     e("sip", true, true, sip::probe, None),
     e("ssh", true, false, ssh::probe, None),
-    e("ftp", true, false, ftp::probe, None),
+    e("ftp", true, false, ftp::probe, Some(ftp::track)),
     e("smtp", true, false, smtp::probe, None),
     e("pop3", true, false, pop3::probe, None),
     e("imap", true, false, imap::probe, None),
@@ -61,6 +61,7 @@ pub(crate) static REGISTRY: &[Entry] = &[
     e("whatsapp", true, false, whatsapp::probe, None),
     e("tunnels", false, true, tunnels::probe, None),
     e("misc-udp", false, true, misc_udp::probe, None),
+    e("misc-tcp", true, false, misc_tcp::probe, None),
     e("rtp", true, true, rtp::probe, None),
 ];
 

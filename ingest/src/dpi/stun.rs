@@ -25,16 +25,44 @@ pub(crate) fn is_stun(b: &[u8]) -> bool {
     matches!(ty, 0x0001 | 0x0101 | 0x0111 | 0x0002 | 0x0102 | 0x0112)
 }
 
+/// True when a STUN message is WhatsApp's (as nDPI recognises WhatsApp calls): message
+/// types 0x0800–0x0802, or one of WhatsApp's private attributes (0x4000–0x4004, 0x4007).
+pub(crate) fn is_whatsapp_call(b: &[u8]) -> bool {
+    let (Some(ty), Some(len)) = (be16(b, 0), be16(b, 2)) else {
+        return false;
+    };
+    if matches!(ty, 0x0800..=0x0802) {
+        return true;
+    }
+    let end = b.len().min(20 + usize::from(len));
+    let mut off = 20;
+    while off + 4 <= end {
+        let (Some(attr), Some(alen)) = (be16(b, off), be16(b, off + 2)) else {
+            break;
+        };
+        if matches!(attr, 0x4000..=0x4004 | 0x4007) {
+            return true;
+        }
+        off += 4 + ((usize::from(alen) + 3) & !3);
+    }
+    false
+}
+
 /// Probe: a STUN message (first packets only).
 pub(crate) fn probe(p: &DpiInput<'_>, st: &mut DpiState) -> Verdict {
-    let ok = if p.is_udp() {
-        is_stun(p.payload)
+    let msg = if p.is_udp() {
+        Some(p.payload).filter(|b| is_stun(b))
     } else if p.is_tcp() {
-        is_stun(p.payload) || p.payload.get(2..).is_some_and(is_stun)
+        Some(p.payload)
+            .filter(|b| is_stun(b))
+            .or_else(|| p.payload.get(2..).filter(|b| is_stun(b)))
     } else {
         return Verdict::NotForUs;
     };
-    if ok {
+    if let Some(m) = msg {
+        if is_whatsapp_call(m) {
+            st.res().app_hint = Some("WhatsAppCall");
+        }
         Verdict::Certain("STUN", false)
     } else if st.total_pkts() >= 4 {
         Verdict::NotForUs

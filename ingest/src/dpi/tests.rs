@@ -428,3 +428,212 @@ fn port_guess_without_payload() {
     assert_eq!(st.result().l7_proto, Some("QUIC"));
     assert!(st.result().guessed_by_port);
 }
+
+/// Flow ends of a capture of the shared conformance corpus (`None` when the corpus is
+/// absent: the test then prints why and passes).
+fn corpus_flows(rel: &str) -> Option<Vec<crate::flow::FlowEnd>> {
+    use crate::flow::{FlowConfig, FlowRecord, FlowTable};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance")
+        .join(rel);
+    if !path.exists() {
+        eprintln!("skipped: {} not present", path.display());
+        return None;
+    }
+    let mut table = FlowTable::new(FlowConfig::default());
+    let mut records: Vec<FlowRecord> = Vec::new();
+    crate::capture::read_files(&[path], &mut table, &mut records, |_| {}).expect("readable");
+    table.finish(&mut records);
+    Some(
+        records
+            .into_iter()
+            .filter_map(|r| match r {
+                FlowRecord::End(e) => Some(*e),
+                FlowRecord::Slice(_) => None,
+            })
+            .collect(),
+    )
+}
+
+fn find_flow(
+    ends: &[crate::flow::FlowEnd],
+    server_port: u16,
+    client_port: u16,
+) -> &crate::flow::FlowEnd {
+    ends.iter()
+        .find(|e| e.meta.server_port == server_port && e.meta.client_port == client_port)
+        .unwrap_or_else(|| panic!("no flow {client_port} -> {server_port}"))
+}
+
+#[test]
+fn dns_answer_names_a_later_tls_flow_without_sni() {
+    // KakaoTalk_chat.pcap: DNS answers map 210.103.240.15 to *.kakao.com; the TLS flow from
+    // port 37821 to it sends a ClientHello without SNI (nDPI: TLS.KakaoTalk).
+    let Some(ends) = corpus_flows("ndpi/KakaoTalk_chat.pcap") else {
+        return;
+    };
+    let f = find_flow(&ends, 443, 37821);
+    assert_eq!(f.dpi.l7_proto, Some("TLS"));
+    assert_eq!(f.dpi.sni, None);
+    assert!(f
+        .dpi
+        .server_name
+        .as_deref()
+        .is_some_and(|n| n.ends_with("kakao.com")));
+    assert_eq!(f.class.app.as_deref(), Some("KakaoTalk"));
+    // a flow with its own SNI keeps the SNI's app
+    let fb = find_flow(&ends, 443, 45213);
+    assert_eq!(fb.class.app.as_deref(), Some("Facebook"));
+}
+
+#[test]
+fn ftp_data_connections_follow_the_control_connection() {
+    // zeek/ftp/ipv6.pcap: three EPSV (passive) and two EPRT (active) data connections
+    let Some(ends) = corpus_flows("zeek/ftp/ipv6.pcap") else {
+        return;
+    };
+    let data: Vec<u16> = ends
+        .iter()
+        .filter(|e| e.dpi.l7_proto == Some("FTP_DATA"))
+        .map(|e| e.meta.server_port)
+        .collect();
+    let mut sorted = data.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![49189, 49190, 57086, 57087, 57088]);
+    let ctl = find_flow(&ends, 21, 49185);
+    assert_eq!(ctl.dpi.l7_proto, Some("FTP_CONTROL"));
+}
+
+#[test]
+fn whatsapp_call_stun_genshin_tcp_and_steam_relay_on_real_captures() {
+    if let Some(ends) = corpus_flows("ndpi/whatsapp_voice_and_message.pcap") {
+        let calls: Vec<_> = ends.iter().filter(|e| e.meta.server_port == 3478).collect();
+        assert_eq!(calls.len(), 8);
+        for c in calls {
+            assert_eq!(c.dpi.l7_proto, Some("STUN"));
+            assert_eq!(c.class.app.as_deref(), Some("WhatsAppCall"));
+        }
+    }
+    if let Some(ends) = corpus_flows("ndpi/genshin-impact.pcap") {
+        for (sp, cp) in [(80, 39686), (80, 39822), (10012, 45246)] {
+            assert_eq!(find_flow(&ends, sp, cp).dpi.l7_proto, Some("GenshinImpact"));
+        }
+    }
+    if let Some(ends) = corpus_flows("ndpi/steam.pcapng") {
+        let f = find_flow(&ends, 27045, 46604);
+        assert_eq!(f.dpi.l7_proto, Some("SteamDatagramRelay"));
+    }
+}
+
+#[test]
+fn flows_without_payload_get_the_port_guess() {
+    // http_ipv6.pcap: TLS connections to 443 that never carried payload (nDPI: "Match by
+    // port" TLS)
+    let Some(ends) = corpus_flows("ndpi/http_ipv6.pcap") else {
+        return;
+    };
+    let f = find_flow(&ends, 443, 33062);
+    assert_eq!(f.c2s.payload_bytes + f.s2c.payload_bytes, 0);
+    assert_eq!(f.dpi.l7_proto, Some("TLS"));
+    assert!(f.dpi.guessed_by_port);
+}
+
+#[test]
+fn quic_handshake_rtt_on_real_captures() {
+    // Legs from the frame times tshark shows for these captures: client Initial → first
+    // server long-header packet → the client's next packet.
+    for (rel, client_ms, server_ms) in [
+        ("ndpi/quic-29.pcap", 0.664, 0.7608),
+        ("ndpi/quic-v2.pcapng", 0.2928, 1.7724),
+        ("ndpi/quic046.pcap", 4.014, 2.5158),
+        ("zeek/ppp/quic-interop-retry.pcap", 0.574, 32.752),
+    ] {
+        let Some(ends) = corpus_flows(rel) else {
+            continue;
+        };
+        let f = ends
+            .iter()
+            .find(|e| e.dpi.l7_proto == Some("QUIC"))
+            .unwrap_or_else(|| panic!("{rel}: no QUIC flow"));
+        let c = f.kpi.hs_rtt_client_ms.expect("client leg") as f64;
+        let s = f.kpi.hs_rtt_server_ms.expect("server leg") as f64;
+        assert!((c - client_ms).abs() < 0.001, "{rel}: client leg {c}");
+        assert!((s - server_ms).abs() < 0.001, "{rel}: server leg {s}");
+    }
+}
+
+/// A DNS response for `name` → `addr` from 198.51.100.53, then a TCP flow to `addr` whose
+/// payload identifies nothing: classified by the DNS name through the table's cache.
+#[test]
+fn dns_cache_labels_flows_through_the_flow_table() {
+    use crate::decode::LinkType;
+    use crate::flow::{FlowConfig, FlowRecord, FlowTable};
+    use etherparse::PacketBuilder;
+    let client = [10, 0, 0, 7];
+    let resolver = [198, 51, 100, 53];
+    let server = [203, 0, 113, 9];
+    let q = build_query(0x1234, "rr1.googlevideo.com", 1);
+    let mut r = build_response(&q, 0);
+    let n = r.len();
+    r[n - 4..].copy_from_slice(&server);
+    let frame =
+        |src: [u8; 4], dst: [u8; 4], udp: Option<(u16, u16)>, tcp: Option<(u16, u16)>, p: &[u8]| {
+            let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(src, dst, 64);
+            let mut v = Vec::new();
+            match (udp, tcp) {
+                (Some((s, d)), _) => b.udp(s, d).write(&mut v, p),
+                (_, Some((s, d))) => b.tcp(s, d, 1, 1000).ack(1).write(&mut v, p),
+                _ => unreachable!(),
+            }
+            .expect("frame");
+            v
+        };
+    let run = |cache: usize| {
+        let mut t = FlowTable::new(FlowConfig {
+            dns_cache_entries: cache,
+            ..FlowConfig::default()
+        });
+        let mut rec: Vec<FlowRecord> = Vec::new();
+        let s = 1_000_000_000u64;
+        let e = LinkType::Ethernet;
+        t.process(
+            s,
+            e,
+            &frame(client, resolver, Some((40053, 53)), None, &q),
+            &mut rec,
+        );
+        t.process(
+            s + 1,
+            e,
+            &frame(resolver, client, Some((53, 40053)), None, &r),
+            &mut rec,
+        );
+        let data = [0x17u8, 0x42, 0x99, 0x01, 0x02, 0x03];
+        t.process(
+            2 * s,
+            e,
+            &frame(client, server, None, Some((40001, 8443)), &data),
+            &mut rec,
+        );
+        t.process(
+            2 * s + 5,
+            e,
+            &frame(server, client, None, Some((8443, 40001)), &data),
+            &mut rec,
+        );
+        t.finish(&mut rec);
+        rec.into_iter()
+            .filter_map(|r| match r {
+                FlowRecord::End(e) if e.meta.server_port == 8443 => Some(e),
+                _ => None,
+            })
+            .next()
+            .expect("tcp flow")
+    };
+    let f = run(16);
+    assert_eq!(f.dpi.server_name.as_deref(), Some("rr1.googlevideo.com"));
+    assert_eq!(f.class.app.as_deref(), Some("YouTube"));
+    let f = run(0);
+    assert_eq!(f.dpi.server_name, None);
+    assert_ne!(f.class.app.as_deref(), Some("YouTube"));
+}

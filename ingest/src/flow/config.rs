@@ -21,6 +21,8 @@ pub struct FlowConfig {
     /// Run DPI and per-flow KPIs; `false` keeps only flows and counters (used to measure
     /// what DPI and KPIs cost).
     pub inspect: bool,
+    /// Server addresses remembered from DNS answers to name later flows (0 disables).
+    pub dns_cache_entries: usize,
 }
 
 impl Default for FlowConfig {
@@ -33,6 +35,7 @@ impl Default for FlowConfig {
             max_flows: 4_000_000,
             fragment_slots: 4096,
             inspect: true,
+            dns_cache_entries: crate::dpi::dns_cache::DEFAULT_CAPACITY,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod frag;
+mod index;
 mod key;
 mod record;
 mod stats;

@@ -1,14 +1,15 @@
 //! The bidirectional flow table.
 //!
 //! Flows live in a chunked slab (no reallocation copies, no over-allocation beyond one
-//! chunk) and are found through a `hashbrown::HashTable` of slab indices: one lookup per
-//! packet. Each flow sits on one of three LRU lists by timeout class (open TCP, closing TCP,
+//! chunk) and are found through a [`FlowIndex`] of slab indices: one cache line per
+//! lookup. Each flow sits on one of three LRU lists by timeout class (open TCP, closing TCP,
 //! UDP/other), ordered by last activity, so expiry and eviction look only at list heads,
 //! never scan the table. Flows touched in the current window are remembered in a list, so
 //! closing a window visits only them.
 
 use super::config::FlowConfig;
 use super::frag::FragCache;
+use super::index::FlowIndex;
 use super::key::{FlowKey, KeyDir};
 use super::record::{
     DirCounters, EndReason, FlowClass, FlowEnd, FlowMeta, FlowRecord, FlowSink, FlowSlice,
@@ -16,9 +17,8 @@ use super::record::{
 use super::stats::FlowStats;
 use crate::catalog::{category_of_l7, Catalog};
 use crate::decode::{addr, tcp_flags, Decoded, Decoder, Fragment, LinkType, Transport, TunnelKind};
-use crate::dpi::{Direction, DpiInput, DpiResult, DpiState};
-use crate::kpi::{ActiveTime, RtpTracker, SliceKpi, TcpTracker};
-use hashbrown::HashTable;
+use crate::dpi::{CrossFlow, Direction, DpiInput, DpiResult, DpiState};
+use crate::kpi::{ActiveTime, QuicRtt, RtpTracker, SeqTracker, SliceKpi, TcpTracker};
 use std::hash::BuildHasher;
 
 const NIL: u32 = u32::MAX;
@@ -87,12 +87,25 @@ impl WindowCounters {
 }
 
 /// What only some flows need, allocated on demand (payload inspected, GTP TEIDs).
+///
+/// Laid out for the per-packet path: the tracker pointers, the DPI-final flag and the
+/// active-time state a packet touches come first; a flow whose DPI is final never
+/// touches its (separately boxed) DPI state again until it is reported.
 #[derive(Default)]
+#[repr(C)]
 struct Extras {
-    dpi: Option<DpiState>,
     tcp: Option<Box<TcpTracker>>,
-    active: ActiveTime,
     rtp: Option<Box<RtpTracker>>,
+    dpi: Option<Box<DpiState>>,
+    active: ActiveTime,
+    /// DPI no longer wants packets: protocol and metadata are final.
+    dpi_final: bool,
+    /// The final protocol, once `dpi_final`.
+    l7_final: Option<&'static str>,
+    /// QUIC handshake and spin-bit RTT of a flow DPI names QUIC.
+    quic: Option<Box<QuicRtt>>,
+    /// Sequence-numbered datagrams (game ticks) of a UDP flow that is not RTP.
+    seq: Option<Box<SeqTracker>>,
     teids: [u32; 2],
     /// Application timings (TLS handshake, TTFB, DNS) already reported in a slice.
     app_timings_reported: [bool; 3],
@@ -110,6 +123,12 @@ impl Extras {
         self.active.take_window(out);
         if let Some(r) = self.rtp.as_mut().filter(|_| is_rtp(&self.dpi)) {
             r.take_window(out);
+        }
+        if let Some(q) = self.quic.as_mut() {
+            q.take_window(out);
+        }
+        if let Some(q) = self.seq.as_mut() {
+            q.take_window(out);
         }
         if let Some(d) = self.dpi.as_ref() {
             let t = app_timings(d.result());
@@ -131,6 +150,12 @@ impl Extras {
         if let Some(r) = self.rtp.as_ref().filter(|_| is_rtp(&self.dpi)) {
             r.totals(out);
         }
+        if let Some(q) = self.quic.as_ref() {
+            q.totals(out);
+        }
+        if let Some(q) = self.seq.as_ref() {
+            q.totals(out);
+        }
         if let Some(d) = self.dpi.as_ref() {
             for (i, v) in app_timings(d.result()).into_iter().enumerate() {
                 set_app_timing(out, i, v);
@@ -141,7 +166,7 @@ impl Extras {
 
 /// True once DPI has classified the flow as RTP (a speculative RTP tracker reports only
 /// then).
-fn is_rtp(dpi: &Option<DpiState>) -> bool {
+fn is_rtp(dpi: &Option<Box<DpiState>>) -> bool {
     dpi.as_ref().and_then(|p| p.result().l7_proto) == Some("RTP")
 }
 
@@ -208,7 +233,7 @@ pub struct FlowTable {
     cfg: FlowConfig,
     catalog: Catalog,
     decoder: Decoder,
-    index: HashTable<u32>,
+    index: FlowIndex,
     hasher: foldhash::fast::FixedState,
     chunks: Vec<Vec<Flow>>,
     free_head: u32,
@@ -223,6 +248,8 @@ pub struct FlowTable {
     started: bool,
     frags: FragCache,
     stats: FlowStats,
+    /// DNS answers and announced data connections, applied to later flows.
+    cross: CrossFlow,
 }
 
 impl FlowTable {
@@ -245,8 +272,9 @@ impl FlowTable {
             .unwrap_or(0x9e37_79b9);
         FlowTable {
             frags: FragCache::new(cfg.fragment_slots),
-            // Sized for a busy link up front (≈ 0.6 MB): rehashing a small index repeatedly is costly.
-            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            // Sized for a busy link up front (0.5 MB): growing a small index repeatedly
+            // re-reads every flow key.
+            index: FlowIndex::new(cfg.max_flows.max(1), cfg.max_flows.min(1 << 16)),
             hasher: foldhash::fast::FixedState::with_seed(seed),
             chunks: Vec::new(),
             free_head: NIL,
@@ -264,6 +292,7 @@ impl FlowTable {
             started: false,
             decoder: Decoder::default(),
             stats: FlowStats::default(),
+            cross: CrossFlow::new(cfg.dns_cache_entries),
             catalog,
             cfg,
         }
@@ -340,6 +369,15 @@ impl FlowTable {
         }
     }
 
+    /// Moves event time to `ts_ns` without a packet (a live capture's clock tick while the
+    /// link is idle): closes the windows that ended and expires idle flows. Does nothing
+    /// before the first packet or when `ts_ns` is not later than the current time.
+    pub fn advance_to<S: FlowSink>(&mut self, ts_ns: u64, sink: &mut S) {
+        if self.started {
+            self.advance(ts_ns, sink);
+        }
+    }
+
     /// Moves event time forward: closes windows and expires idle flows.
     fn advance<S: FlowSink>(&mut self, ts: u64, sink: &mut S) {
         if !self.started {
@@ -409,7 +447,7 @@ impl FlowTable {
             Some(c) => c,
             None => {
                 let dpi = f.extras.as_ref().and_then(|x| x.dpi.as_ref());
-                let class = classify(&self.catalog, &meta, dpi.map(DpiState::result), l7_proto);
+                let class = classify(&self.catalog, &meta, dpi.map(|d| d.result()), l7_proto);
                 // Once DPI is final the class can't change: keep it for later slices.
                 if dpi.is_some_and(|d| !d.wants_more()) {
                     if let Some(x) = self.flow_mut(i).extras.as_mut() {
@@ -480,12 +518,9 @@ impl FlowTable {
         let (key, kdir) = FlowKey::of(t, vlan);
         let hash = self.hasher.hash_one(key);
         let chunks = &self.chunks;
-        let found = self
-            .index
-            .find(hash, |&i| {
-                chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)].key == key
-            })
-            .copied();
+        let found = self.index.find(hash, |i| {
+            chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)].key == key
+        });
         let flags = t.tcp.map(|x| x.flags).unwrap_or(0);
         let i = match found {
             Some(i) => {
@@ -612,6 +647,15 @@ impl FlowTable {
         }
         let x = self.flow_mut(i).extras.get_or_insert_with(Default::default);
         x.active.on_packet(dir, t.payload_len, ts);
+        if x.dpi_final {
+            // Protocol decided: only the transport trackers still have per-packet work.
+            if let Some(rtp) = x.rtp.as_mut() {
+                rtp.on_packet(dir, t.payload, ts);
+            }
+            let l7 = x.l7_final;
+            feed_udp_trackers(x, l7, t, dir, ts);
+            return;
+        }
         match x.rtp.as_mut() {
             Some(rtp) => {
                 rtp.on_packet(dir, t.payload, ts);
@@ -648,15 +692,27 @@ impl FlowTable {
         {
             x.rtp = None; // the speculative tracker of a flow that is not RTP
         }
+        feed_udp_trackers(x, l7, t, dir, ts);
+        if x.dpi.as_ref().is_some_and(|p| !p.wants_more()) {
+            // From now on the protocol, and the RTP decision above, are final.
+            x.dpi_final = true;
+            x.l7_final = l7;
+        }
     }
 
     /// Feeds the payload to the flow's DPI while it wants more.
     fn inspect(&mut self, i: u32, t: &Transport<'_>, d: usize, ts: u64) {
-        let f = self.flow_mut(i);
+        let cross = &mut self.cross;
+        let f = &mut self.chunks[(i >> CHUNK_BITS) as usize][(i as usize) & (CHUNK - 1)];
         let client = f.client_dir();
         let (client_port, server_port) = ports_client_server(&f.key, client);
+        let key = &f.key;
         let extras = f.extras.get_or_insert_with(Default::default);
-        let dpi = extras.dpi.get_or_insert_with(DpiState::new);
+        let fresh = extras.dpi.is_none();
+        let dpi = extras.dpi.get_or_insert_with(|| Box::new(DpiState::new()));
+        if fresh {
+            cross.apply(dpi, server_addr(key, client), server_port, ts);
+        }
         if !dpi.wants_more() {
             return;
         }
@@ -678,6 +734,9 @@ impl FlowTable {
                 .unwrap_or(false),
         };
         dpi.on_packet(&input);
+        if dpi.has_learnt() {
+            cross.learn(dpi, server_addr(key, client), ts);
+        }
     }
 
     fn create<S: FlowSink>(
@@ -732,7 +791,7 @@ impl FlowTable {
         };
         let chunks = &self.chunks;
         let hasher = &self.hasher;
-        self.index.insert_unique(hash, i, |&j| {
+        self.index.insert(hash, i, |j| {
             hasher.hash_one(chunks[(j >> CHUNK_BITS) as usize][(j as usize) & (CHUNK - 1)].key)
         });
         self.live += 1;
@@ -759,32 +818,46 @@ impl FlowTable {
     fn end_flow<S: FlowSink>(&mut self, i: u32, reason: EndReason, sink: &mut S) {
         self.emit_slice(i, sink);
         let hash = self.hasher.hash_one(self.flow(i).key);
-        if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
+        self.index.remove(hash, i);
         self.unlink(i);
         let extras = self.flow_mut(i).extras.take();
         let f = self.flow(i);
         let c = f.client_dir();
         let mut kpi = SliceKpi::default();
-        let (teids, dpi) = match extras {
+        let (teids, dpi, cached_class) = match extras {
             Some(x) => {
                 x.totals(&mut kpi);
                 (
                     [x.teids[c], x.teids[1 - c]],
-                    x.dpi.map(|d| d.result().clone()).unwrap_or_default(),
+                    x.dpi
+                        .map(|mut d| std::mem::take(d.res()))
+                        .unwrap_or_default(),
+                    x.class,
                 )
             }
-            None => ([0, 0], DpiResult::default()),
+            None => ([0, 0], DpiResult::default(), None),
         };
         let meta = meta_of(f);
         let mut dpi = dpi;
+        let l7_inspected = dpi.l7_proto;
         if let Some(p) = meta.carrier_of.carrier_proto() {
             dpi.l7_proto = Some(p);
         } else if dpi.l7_proto.is_none() {
-            dpi.l7_proto = l7_of_ip_proto(meta.l4);
+            // no payload inspected (or no verdict): nDPI's port guess, else the IP protocol
+            match crate::dpi::guess_by_port(meta.l4, meta.server_port, meta.client_port) {
+                Some(p) => {
+                    dpi.l7_proto = Some(p);
+                    dpi.guessed_by_port = true;
+                }
+                None => dpi.l7_proto = l7_of_ip_proto(meta.l4),
+            }
         }
-        let class = classify(&self.catalog, &meta, Some(&dpi), dpi.l7_proto);
+        // A class cached when DPI became final was computed from this same result (unless
+        // the protocol was only filled in just above).
+        let class = match cached_class.filter(|_| dpi.l7_proto == l7_inspected) {
+            Some(class) => class,
+            None => classify(&self.catalog, &meta, Some(&dpi), dpi.l7_proto),
+        };
         let end = FlowEnd {
             class,
             kpi,
@@ -846,6 +919,26 @@ impl FlowTable {
     }
 }
 
+/// Per-packet trackers of UDP flows beyond RTP: sequence-numbered datagrams (game ticks)
+/// of flows with no tracker of their own, and QUIC handshake/spin-bit RTT.
+fn feed_udp_trackers(
+    x: &mut Extras,
+    l7: Option<&'static str>,
+    t: &Transport<'_>,
+    dir: usize,
+    ts: u64,
+) {
+    if t.proto != 17 {
+        return;
+    }
+    if x.rtp.is_none() && !matches!(l7, Some("DNS" | "QUIC" | "RTP")) {
+        x.seq
+            .get_or_insert_with(Box::default)
+            .on_packet(dir, t.payload);
+    }
+    QuicRtt::feed(&mut x.quic, l7, dir, t.payload, ts);
+}
+
 /// `Some(reason)` when a TCP flow is closed (a RST, or FINs in both directions): it then
 /// expires after the short closing timeout. A half-closed connection (one FIN) keeps the
 /// idle timeout: the other side may go on sending for minutes.
@@ -856,6 +949,16 @@ fn closing_reason(status: u8) -> Option<EndReason> {
         Some(EndReason::Fin)
     } else {
         None
+    }
+}
+
+/// The server's address of a flow whose client is side `client` of its key.
+fn server_addr(k: &FlowKey, client: usize) -> std::net::IpAddr {
+    let v = k.ip_version();
+    if client == 0 {
+        addr(v, &k.b)
+    } else {
+        addr(v, &k.a)
     }
 }
 
@@ -886,11 +989,19 @@ fn classify(
     dpi: Option<&DpiResult>,
     l7_proto: Option<&'static str>,
 ) -> FlowClass {
+    if let Some(a) = dpi.and_then(|d| d.app_hint).and_then(|h| catalog.app(h)) {
+        return FlowClass {
+            app: Some(a.app.into()),
+            category: a.category,
+            required_mbps: a.required_mbps,
+        };
+    }
     let name = dpi.and_then(|d| {
         d.sni
             .as_deref()
             .or(d.host.as_deref())
             .or(d.dns_qname.as_deref())
+            .or(d.server_name.as_deref())
     });
     let m = catalog.classify(name, meta.server_ip, meta.l4, meta.server_port);
     match m {

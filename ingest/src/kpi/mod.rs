@@ -14,14 +14,18 @@
 use serde::Serialize;
 
 mod active;
+mod quic;
 mod rtp;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod udp_seq;
 
 pub use active::{ActiveTime, ACTIVE_IDLE_NS};
+pub use quic::QuicRtt;
 pub use rtp::{clock_rate as rtp_clock_rate, RtpTracker, SSRC_SWITCH};
 pub use tcp::{TcpTracker, HOLES as TCP_HOLES, RING as TCP_RTT_RING};
+pub use udp_seq::SeqTracker;
 
 /// KPIs of one flow within one window (or over its whole life). Directions are indexed
 /// `[client→server, server→client]`.

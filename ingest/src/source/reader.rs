@@ -103,23 +103,39 @@ impl CaptureReader {
     /// A file that is not a capture gives [`SourceError::NotACapture`] naming the path and
     /// what was expected. An empty file, or one holding only a header, is a valid capture
     /// with no packets.
+    ///
+    /// A plain (uncompressed) regular file is memory-mapped: packets are borrowed from the
+    /// page cache without a copy. Compressed files, pipes and files that can't be mapped
+    /// are read as streams.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         let file = File::open(path).map_err(|source| SourceError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_reader(&path.display().to_string(), Box::new(file))
+        let name = path.display().to_string();
+        match map_plain_file(&file) {
+            Some(map) => Self::from_buffer(&name, InputBuffer::mapped(map), Compression::None),
+            None => Self::from_reader(&name, Box::new(file)),
+        }
     }
 
     /// Same as [`CaptureReader::open`] from any reader (tests, stdin); `name` is used in
     /// errors and returned by [`CaptureReader::path`].
     pub fn from_reader(name: &str, r: Box<dyn Read + Send>) -> Result<Self, SourceError> {
-        let path = || PathBuf::from(name);
         let (input, compression) = decompress::wrap(r).map_err(|source| SourceError::Io {
-            path: path(),
+            path: PathBuf::from(name),
             source,
         })?;
-        let mut buf = InputBuffer::new(input);
+        Self::from_buffer(name, InputBuffer::new(input), compression)
+    }
+
+    /// Detects the container format at the start of `buf` and prepares to read packets.
+    fn from_buffer(
+        name: &str,
+        mut buf: InputBuffer,
+        compression: Compression,
+    ) -> Result<Self, SourceError> {
+        let path = || PathBuf::from(name);
         let read_err = |source: std::io::Error| match compression {
             Compression::None => SourceError::Io {
                 path: path(),
@@ -235,6 +251,7 @@ impl CaptureReader {
             }
         };
         self.pending = loc.record_len;
+        self.buf.prefetch(loc.record_len);
         let data = self
             .buf
             .data()
@@ -285,6 +302,25 @@ impl CaptureReader {
     pub fn offset(&self) -> u64 {
         self.buf.offset() + self.pending as u64
     }
+}
+
+/// Maps `file` when it is a non-empty regular file that is not gzip/zstd compressed.
+///
+/// The mapping is read-only and private to this reader; as with any mapped file, a file
+/// truncated by another process while it is being read ends the process with SIGBUS
+/// (capture files are appended to, not truncated, by capture tools).
+fn map_plain_file(file: &File) -> Option<memmap2::Mmap> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < 4 {
+        return None;
+    }
+    // SAFETY: the mapping is read-only and only ever read through bounds-checked slices;
+    // see the note above on files truncated concurrently.
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    if decompress::is_compressed(&map) {
+        return None;
+    }
+    Some(map)
 }
 
 fn bump(skipped: &mut Vec<(&'static str, u64)>, reason: &'static str) {

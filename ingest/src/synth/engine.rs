@@ -1827,11 +1827,24 @@ impl World {
                 start: f.start_ns / NS,
                 end: f.end_ns / NS,
                 users: hit.iter().map(|&u| users[u].ip.to_string()).collect(),
+                impaired: hit
+                    .iter()
+                    .filter(|&&u| f.impaired[u] != 0)
+                    .map(|&u| TruthImpaired {
+                        user: users[u].ip.to_string(),
+                        minutes: (0..64u64)
+                            .filter(|m| f.impaired[u] & (1 << m) != 0)
+                            .map(|m| f.start_ns / NS + m * 60)
+                            .collect(),
+                    })
+                    .collect(),
             });
         }
         // a sample of unaffected users, complaining during a fault window (or anywhere)
         let unaffected: Vec<usize> = (0..self.users.len()).filter(|&u| !affected[u]).collect();
-        let want = (expected.len().max(10)).min(unaffected.len());
+        // fault-free: a larger sample (every complaint should end in no_fault_found)
+        let floor = if self.faults.is_empty() { 50 } else { 10 };
+        let want = (expected.len().max(floor)).min(unaffected.len());
         if let Some(step) = unaffected.len().checked_div(want) {
             for (j, &u) in unaffected
                 .iter()
@@ -1953,6 +1966,16 @@ struct TruthFault {
     start: u64,
     end: u64,
     users: Vec<String>,
+    /// Per touched user, the window starts (epoch s) of the minutes the fault impaired
+    /// (reference CEI < 60 on the faulty path, ≥ 60 on the healthy one): the ground truth of
+    /// the poor-user list.
+    impaired: Vec<TruthImpaired>,
+}
+
+#[derive(Serialize)]
+struct TruthImpaired {
+    user: String,
+    minutes: Vec<u64>,
 }
 
 #[derive(Serialize)]

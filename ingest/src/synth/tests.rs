@@ -365,6 +365,25 @@ fn truth_and_topology() {
         let at = e["at"].as_u64().unwrap();
         assert!(at > DEFAULT_START_TS && at < DEFAULT_START_TS + 240);
     }
+    // `impaired`: touched users, minutes inside the fault window; every expected user has
+    // ≥ 1 impaired minute.
+    for f in faults {
+        let (start, end) = (f["start"].as_u64().unwrap(), f["end"].as_u64().unwrap());
+        for i in f["impaired"].as_array().unwrap() {
+            assert!(f["users"].as_array().unwrap().contains(&i["user"]), "{i}");
+            for m in i["minutes"].as_array().unwrap() {
+                let m = m.as_u64().unwrap();
+                assert!(m >= start && m < end, "{i}");
+            }
+        }
+    }
+    for e in expected.iter().filter(|e| e["verdict"] != "no_fault_found") {
+        assert!(faults.iter().any(|f| f["impaired"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["user"] == e["user"])));
+    }
 }
 
 #[test]
