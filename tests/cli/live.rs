@@ -106,6 +106,14 @@ struct Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for c in &mut self.children {
+            // SIGTERM first so servers stop their own children; then make sure.
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(2)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -268,7 +276,7 @@ impl Lab {
         let tmp = d.join("nginx-tmp");
         std::fs::create_dir_all(&tmp).expect("mkdir");
         let conf = format!(
-            "daemon off; master_process on; worker_processes 1; user root;\n\
+            "daemon off; master_process off; user root;\n\
              pid {pid}; error_log {log};\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off; client_body_temp_path {t}/b; proxy_temp_path {t}/p;\n\
