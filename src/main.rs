@@ -10,6 +10,7 @@ use std::process::ExitCode;
 mod commands;
 mod metrics;
 mod output;
+mod shutdown;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -18,6 +18,7 @@ use super::pipeline::{
     PacketSource, PipelineShared, Pull, WorkerRole, WorkerSummary,
 };
 use crate::metrics::{serve, InterfaceSample, Metrics};
+use crate::shutdown::{install_signal_handlers, parse_duration, STOP};
 use crate::InputError;
 use anyhow::Context;
 use cemflow_dataflow::DataflowConfig;
@@ -31,7 +32,7 @@ use cemflow_lakehouse::Lake;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,9 +87,6 @@ pub struct CaptureArgs {
     #[arg(long, default_value_t = FlowConfig::default().max_flows)]
     pub max_flows: usize,
 }
-
-/// Set by SIGINT/SIGTERM: workers end their input and flush.
-static STOP: AtomicBool = AtomicBool::new(false);
 
 /// How long a worker waits for packets before its clock follows the wall clock.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -329,32 +327,6 @@ impl PacketSource for LiveSource {
     }
 }
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    if STOP.swap(true, Ordering::SeqCst) {
-        // A second signal: the operator wants out now.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// SIGINT/SIGTERM set [`STOP`] (no SA_RESTART: a blocked poll returns at once).
-fn install_signal_handlers() -> anyhow::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic and
-        // calls _exit, both async-signal-safe.
-        let r = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error()).context("installing signal handlers");
-        }
-    }
-    Ok(())
-}
-
 /// `live-<host>-<if1+if2>-<start epoch s>`: readable, and unique per run.
 fn default_source_id(interfaces: &[String], started_unix: u64) -> String {
     let mut host = [0u8; 256];
@@ -385,29 +357,6 @@ fn default_source_id(interfaces: &[String], started_unix: u64) -> String {
 /// share a group.
 fn fanout_base(pid: u32) -> u16 {
     ((pid.wrapping_mul(0x9e37_79b9) >> 16) & 0xffff) as u16
-}
-
-/// Parses `90`, `90s`, `30m`, `2h`, `1d`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 2h)"))?;
-    let mult = match unit {
-        "s" | "sec" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => return Err(format!("bad duration unit in {s:?} (s, m, h or d)")),
-    };
-    if !(n * mult).is_finite() || n < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(n * mult))
 }
 
 fn print_summary(

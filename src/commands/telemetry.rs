@@ -21,6 +21,7 @@ mod privacy;
 mod writer;
 
 use crate::commands::pipeline::load_enrichment;
+use crate::shutdown::{install_signal_handlers, parse_duration, STOP};
 use crate::InputError;
 use anyhow::Context;
 use cemflow_ingest::decode::{addr, Decoded, Decoder, LinkType};
@@ -33,7 +34,7 @@ use privacy::{Prefix, SubscriberPolicy, DEFAULT_SUBSCRIBER_PREFIXES};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use writer::{Job, Writer};
@@ -81,9 +82,6 @@ const FLUSH_ROWS: usize = 1 << 20;
 const PCAP_WINDOWS_PER_COMMIT: usize = 10;
 /// How often watched KPI directories are polled.
 const KPI_POLL: Duration = Duration::from_secs(2);
-
-/// Set by SIGINT/SIGTERM: the collector commits and exits.
-static STOP: AtomicBool = AtomicBool::new(false);
 
 /// What the run did besides the collector's own counters.
 #[derive(Debug, Default)]
@@ -474,52 +472,6 @@ fn clean(s: &str) -> String {
             }
         })
         .collect()
-}
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    if STOP.swap(true, Ordering::SeqCst) {
-        // A second signal: the operator wants out now.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// SIGINT/SIGTERM set [`STOP`] (no SA_RESTART: a blocked receive returns at once).
-fn install_signal_handlers() -> anyhow::Result<()> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic and
-        // calls _exit, both async-signal-safe.
-        let r = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if r != 0 {
-            return Err(std::io::Error::last_os_error()).context("installing signal handlers");
-        }
-    }
-    Ok(())
-}
-
-/// `90`, `90s`, `30m`, `2h`, `1d`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86_400),
-        _ => (s, 1),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad duration {s:?} (e.g. 90s, 30m, 2h)"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("bad duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(v * f64::from(mult)))
 }
 
 #[cfg(test)]
