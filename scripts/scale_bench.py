@@ -88,7 +88,7 @@ class Duck:
         rule = self.q(
             "SELECT user_key, avg(cei) AS cei, "
             "sum(CASE WHEN cei < 60 THEN 1 ELSE 0 END) AS poor_minutes "
-            f"FROM user_minute WHERE {pred} AND category = 'all' GROUP BY user_key "
+            f"FROM user_minute WHERE {pred} AND source = 'probe' AND category = 'all' GROUP BY user_key "
             "HAVING sum(CASE WHEN cei < 60 THEN 1 ELSE 0 END) >= 3 ORDER BY cei ASC, user_key"
         )
         keys = rule.column("user_key").to_pylist()
@@ -96,7 +96,7 @@ class Duck:
             self.q(
                 "SELECT user_key, category, avg(cei) AS cei, "
                 "sum(CASE WHEN cei < 60 THEN 1 ELSE 0 END) AS poor "
-                f"FROM user_minute WHERE {pred} AND category <> 'all' "
+                f"FROM user_minute WHERE {pred} AND source = 'probe' AND category <> 'all' "
                 f"AND user_key IN ({lit_list(keys[i:i + 1000])}) GROUP BY user_key, category"
             )
         if verdicts and keys:
@@ -109,7 +109,7 @@ class Duck:
         start = end - timedelta(minutes=30)
         pred = window_pred(start, end)
         own = self.q(
-            f"SELECT {U_COLS} FROM user_minute WHERE {pred} "
+            f"SELECT {U_COLS} FROM user_minute WHERE {pred} AND source = 'probe' "
             f"AND user_key IN ({lit_list(keys)})"
         )
         self.peer_rows(own, end, keys)
@@ -140,7 +140,7 @@ class Duck:
             f"user_key <> '{keys[0]}'" if len(keys) == 1 else f"user_key NOT IN ({lit_list(keys)})"
         )
         peers = self.q(
-            f"SELECT {U_COLS} FROM user_minute WHERE {ppred} AND {not_me} "
+            f"SELECT {U_COLS} FROM user_minute WHERE {ppred} AND source = 'probe' AND {not_me} "
             f"AND (category = 'all' OR cei < 60) AND ({' OR '.join(ors)})"
         )
         self.q(
@@ -158,7 +158,7 @@ class Duck:
     def demarcate(self, user_key, at):
         start = at - timedelta(minutes=30)
         own = self.q(
-            f"SELECT {U_COLS} FROM user_minute WHERE {window_pred(start, at)} "
+            f"SELECT {U_COLS} FROM user_minute WHERE {window_pred(start, at)} AND source = 'probe' "
             f"AND user_key = '{user_key}'"
         )
         return self.peer_rows(own, at, [user_key])

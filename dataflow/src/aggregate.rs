@@ -387,6 +387,7 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
         cei: cei as f32,
         poor: cfg.is_poor(cei),
         worst_server: worst,
+        source: first.source,
     };
     let mut out = UserWindow {
         minutes: Vec::with_capacity(4),

@@ -6,7 +6,7 @@
 //! done once per client address, server prefixes once per server address).
 
 use crate::pseudo::{key_hex, Pseudonymizer};
-use crate::rows::FlowRow;
+use crate::rows::{FlowRow, RowSource};
 use crate::topology::{Span, Topology};
 use cemflow_ingest::catalog::Category;
 use cemflow_ingest::decode::TunnelKind;
@@ -69,6 +69,8 @@ pub struct UserSlice {
     pub txn_ms: Option<f32>,
     /// HTTP time to first byte, ms.
     pub ttfb_ms: Option<f32>,
+    /// Where the slice came from (probe packets or a flow-telemetry record).
+    pub source: RowSource,
 }
 
 /// Pseudonymises and places flows (one per reading worker).
@@ -217,6 +219,7 @@ impl Enricher {
             jitter_ms: k.rtp_jitter_ms,
             txn_ms: k.transaction_ms(),
             ttfb_ms: k.http_ttfb_ms,
+            source: RowSource::Probe,
         })
     }
 

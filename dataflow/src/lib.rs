@@ -25,5 +25,5 @@ pub use cei::{mos_to_cei, CeiConfig};
 pub use graph::{build, DataflowConfig, Pipeline, SliceInput, WindowOutput};
 pub use input::{Enricher, UserSlice};
 pub use pseudo::{PseudoError, Pseudonymizer, PSEUDO_KEY_ENV};
-pub use rows::{AnomalyRow, ElementMinute, FlowRow, UserMinute, CATEGORY_ALL};
+pub use rows::{AnomalyRow, ElementMinute, FlowRow, RowSource, UserMinute, CATEGORY_ALL};
 pub use topology::{Placement, PlacementConfig, Topology, TopologyError};

@@ -74,6 +74,31 @@ pub struct UserMinute {
     /// that were poor on their own (ties: most downstream bytes), for demarcation; `None`
     /// when no flow was poor.
     pub worst_server: Option<String>,
+    /// Where the row's evidence came from: the probe's packets, or flow telemetry
+    /// (IPFIX/NetFlow records of an exporter that sees subscribers: volume and
+    /// throughput only).
+    pub source: RowSource,
+}
+
+/// Evidence behind a [`UserMinute`] row (lake column `source`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RowSource {
+    /// Packets seen by the probe (`cemflow ingest` / `capture`): every KPI.
+    #[default]
+    Probe,
+    /// Flow records (`cemflow telemetry`): flows, active time, volume and throughput; no
+    /// RTT, loss or transaction times, so the CEI rests on throughput alone.
+    FlowTelemetry,
+}
+
+impl RowSource {
+    /// The lake value: `probe` or `flow_telemetry`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowSource::Probe => "probe",
+            RowSource::FlowTelemetry => "flow_telemetry",
+        }
+    }
 }
 
 /// One element's aggregate over its users in one window (at the `access`, `core` or

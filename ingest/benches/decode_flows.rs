@@ -356,6 +356,7 @@ fn bench_in_memory(
                     *ts,
                     LinkType::Ethernet,
                     &frames.bytes[range.clone()],
+                    range.len() as u32,
                     &mut sink,
                 );
             }

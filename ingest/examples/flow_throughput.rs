@@ -48,8 +48,8 @@ fn main() {
         let cpu0 = thread_cpu_s();
         match &frames {
             Some((bytes, index)) => {
-                for (ts, lt, r) in index {
-                    table.process(*ts, *lt, &bytes[r.clone()], &mut sink);
+                for (ts, lt, r, wire) in index {
+                    table.process(*ts, *lt, &bytes[r.clone()], *wire, &mut sink);
                 }
             }
             None => {
@@ -94,7 +94,7 @@ fn thread_cpu_s() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-type Frames = (Vec<u8>, Vec<(u64, LinkType, std::ops::Range<usize>)>);
+type Frames = (Vec<u8>, Vec<(u64, LinkType, std::ops::Range<usize>, u32)>);
 
 fn load(path: &std::path::Path) -> Frames {
     let mut r = match CaptureReader::open(path) {
@@ -112,6 +112,7 @@ fn load(path: &std::path::Path) -> Frames {
             p.ts_ns,
             LinkType::from_linktype(p.linktype),
             start..bytes.len(),
+            p.wire_len,
         ));
     }
     (bytes, index)

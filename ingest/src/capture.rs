@@ -62,7 +62,13 @@ pub fn read_files<S: FlowSink>(
         while let Some(p) = reader.next_packet() {
             packets += 1;
             last_ts = p.ts_ns;
-            table.process(p.ts_ns, LinkType::from_linktype(p.linktype), p.data, sink);
+            table.process(
+                p.ts_ns,
+                LinkType::from_linktype(p.linktype),
+                p.data,
+                p.wire_len,
+                sink,
+            );
             if packets.is_multiple_of(PROGRESS_EVERY) {
                 let offset = reader.offset();
                 progress(&Progress {

@@ -16,7 +16,7 @@
 //! core elements, a few percent poor with a worst server — the shape of a synth capture's
 //! `user_minute`.
 
-use cemflow_dataflow::UserMinute;
+use cemflow_dataflow::{RowSource, UserMinute};
 use cemflow_lakehouse::{Lake, LakeOptions, Table, TableBatches};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::cell::Cell;
@@ -79,6 +79,7 @@ fn window_rows(w: i64, rng: &mut Rng) -> Vec<UserMinute> {
                 cei,
                 poor,
                 worst_server: poor.then(|| format!("198.51.{}.0/24|svc{}", u % 16, u % 5)),
+                source: RowSource::Probe,
             });
         }
     }

@@ -136,6 +136,7 @@ pub fn user_minute_batch(rows: &[UserMinute]) -> Result<RecordBatch, LakeError> 
         Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| r.cei))),
         Arc::new(rows.iter().map(|r| Some(r.poor)).collect::<BooleanArray>()),
         opt_strs(rows.iter().map(|r| r.worst_server.as_deref())),
+        strs(rows.iter().map(|r| r.source.as_str())),
         date,
     ];
     finish(t, columns)

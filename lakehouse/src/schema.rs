@@ -20,8 +20,9 @@ use std::sync::{Arc, OnceLock};
 
 /// Version of the table schemas written by this build, stored in every table's Delta
 /// configuration under [`SCHEMA_VERSION_KEY`]. Bump on any incompatible change.
-/// History: 2 added `subscribers.valid_from` / `valid_to` (versioned topology).
-pub const SCHEMA_VERSION: u32 = 2;
+/// History: 2 added `subscribers.valid_from` / `valid_to` (versioned topology); 3 added
+/// `user_minute.source` (probe or flow telemetry rows).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Delta configuration key holding the schema version.
 pub const SCHEMA_VERSION_KEY: &str = "cemflow.schema_version";
@@ -272,6 +273,7 @@ fn build_schema(table: Table) -> Schema {
             f32f("cei", false),
             b("poor", false),
             s("worst_server", true),
+            s("source", false),
             date(),
         ],
         Table::ElementMinute => vec![

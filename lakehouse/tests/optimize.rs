@@ -8,7 +8,7 @@
 //! `cargo test --release -p cemflow-lakehouse --test optimize -- --ignored --nocapture`.
 
 use arrow::array::{Array, Int64Array, RecordBatch};
-use cemflow_dataflow::UserMinute;
+use cemflow_dataflow::{RowSource, UserMinute};
 use cemflow_lakehouse::{FileInfo, Lake, OptimizeOptions, Table, TableBatches};
 use std::collections::BTreeMap;
 
@@ -59,6 +59,7 @@ fn window_rows(start_s: i64, users: u64, rng: &mut Rng) -> Vec<UserMinute> {
                 cei,
                 poor: cei < 8.0,
                 worst_server: (cei < 8.0).then(|| format!("198.51.{}.0/24|svc", u % 16)),
+                source: RowSource::Probe,
             });
         }
     }

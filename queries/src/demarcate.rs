@@ -454,7 +454,7 @@ const U_COLS: &str =
                       rtt_client_ms, rtt_server_ms, loss_pct, retrans_rate, worst_server";
 
 async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
-    let sql = format!("SELECT {U_COLS} FROM user_minute WHERE {pred}");
+    let sql = format!("SELECT {U_COLS} FROM user_minute WHERE {pred} AND source = 'probe'");
     let mut out = Vec::new();
     for b in s.sql(&sql).await? {
         let ws = col_ts_s(&b, "window_start")?;
@@ -1482,7 +1482,7 @@ pub fn requests_for(
 pub async fn latest_window(s: &QuerySession) -> Result<Option<i64>> {
     s.require(Table::UserMinute)?;
     let b = s
-        .sql("SELECT max(window_start) AS w FROM user_minute")
+        .sql("SELECT max(window_start) AS w FROM user_minute WHERE source = 'probe'")
         .await?;
     Ok(b.first()
         .map(|b| col_ts_s(b, "w"))

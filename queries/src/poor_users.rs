@@ -109,7 +109,7 @@ pub async fn poor_users(
     let sql = format!(
         "SELECT user_key, avg(cei) AS cei, \
          sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) AS poor_minutes \
-         FROM user_minute WHERE {pred} AND category = {cat} \
+         FROM user_minute WHERE {pred} AND source = 'probe' AND category = {cat} \
          GROUP BY user_key HAVING sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) >= {} \
          ORDER BY cei ASC, user_key",
         q.min_minutes
@@ -142,7 +142,8 @@ pub async fn poor_users(
         let sql = format!(
             "SELECT user_key, category, avg(cei) AS cei, \
              sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) AS poor \
-             FROM user_minute WHERE {pred} AND category <> 'all' AND user_key IN ({}) \
+             FROM user_minute WHERE {pred} AND source = 'probe' AND category <> 'all' \
+             AND user_key IN ({}) \
              GROUP BY user_key, category",
             chunk.join(",")
         );

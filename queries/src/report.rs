@@ -148,7 +148,7 @@ pub async fn build_report(
             s,
             &format!(
                 "SELECT window_start, avg(cei) AS v FROM user_minute WHERE {pred} \
-                 AND category = 'all' AND user_key = {} GROUP BY window_start",
+                 AND source = 'probe' AND category = 'all' AND user_key = {} GROUP BY window_start",
                 lit(&req.user_key)
             ),
             "v",
@@ -159,7 +159,7 @@ pub async fn build_report(
             _ => {
                 let sql = format!(
                     "SELECT access_element, count(*) AS n FROM user_minute WHERE {pred} \
-                     AND user_key = {} GROUP BY access_element ORDER BY n DESC, access_element \
+                     AND source = 'probe' AND user_key = {} GROUP BY access_element ORDER BY n DESC, access_element \
                      LIMIT 1",
                     lit(&req.user_key)
                 );
@@ -178,7 +178,8 @@ pub async fn build_report(
                     s,
                     &format!(
                         "SELECT window_start, avg(cei) AS v FROM user_minute WHERE {pred} \
-                         AND category = 'all' AND access_element = {} AND user_key <> {} \
+                         AND source = 'probe' AND category = 'all' AND access_element = {} \
+                         AND user_key <> {} \
                          GROUP BY window_start",
                         lit(a),
                         lit(&req.user_key)

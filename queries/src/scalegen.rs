@@ -26,7 +26,8 @@
 //! aggregation ([`cemflow_dataflow::element_minute`]).
 
 use cemflow_dataflow::{
-    element_minute, CeiConfig, ElementMinute, ElementObs, Level, Pseudonymizer, UserMinute,
+    element_minute, CeiConfig, ElementMinute, ElementObs, Level, Pseudonymizer, RowSource,
+    UserMinute,
 };
 use cemflow_lakehouse::{Lake, LakeError, TableBatches};
 use serde::Serialize;
@@ -477,6 +478,7 @@ pub fn generate(
                     cei: cei as f32,
                     poor,
                     worst_server: poor.then(|| servers[s].id.clone()),
+                    source: RowSource::Probe,
                 };
                 srv_obs[s].push(ElementObs {
                     window_start_s: ws,
@@ -530,6 +532,7 @@ pub fn generate(
                 cei: cei as f32,
                 poor,
                 worst_server: worst.map(|(_, s)| servers[s].id.clone()),
+                source: RowSource::Probe,
             };
             let obs = ElementObs {
                 window_start_s: ws,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// SQL)`.
 ///
 /// * `user_overall`: the users' overall rows (`user_minute` where `category = 'all'`).
-/// * `poor_minutes`: overall rows of poor minutes.
+/// * `poor_minutes`: overall rows of poor minutes measured by the probe.
 /// * `user_category`: per-category rows (everything but `all`).
 /// * `access_minute`, `core_minute`, `server_minute`: `element_minute` by level.
 /// * `anomalous`: anomaly rows over the threshold.
@@ -38,7 +38,7 @@ pub const VIEWS: &[(&str, &str, &str)] = &[
     (
         "poor_minutes",
         "user_minute",
-        "SELECT * FROM user_minute WHERE category = 'all' AND poor",
+        "SELECT * FROM user_minute WHERE category = 'all' AND poor AND source = 'probe'",
     ),
     (
         "user_category",

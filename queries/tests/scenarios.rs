@@ -1,7 +1,7 @@
 //! A small lake with designed faults (server, access, home, core) in separate periods, and
 //! the verdicts, poor users, UDFs, SQL errors and EXPLAIN pruning over it.
 
-use cemflow_dataflow::{ElementMinute, Pseudonymizer, UserMinute};
+use cemflow_dataflow::{ElementMinute, Pseudonymizer, RowSource, UserMinute};
 use cemflow_lakehouse::convert::subscribers_batch;
 use cemflow_lakehouse::{Lake, SubscriberRow, Table, TableBatches};
 use cemflow_queries::demarcate::{demarcate, DemarcationRequest};
@@ -124,6 +124,7 @@ fn rows() -> (Vec<UserMinute>, Vec<ElementMinute>) {
                     cei,
                     poor,
                     worst_server: poor.then(|| prefix.to_string()),
+                    source: RowSource::Probe,
                 });
             }
             // overall: mean, capped by a critical category (< 40)
@@ -170,6 +171,7 @@ fn rows() -> (Vec<UserMinute>, Vec<ElementMinute>) {
                 cei,
                 poor: cei < 60.0,
                 worst_server: worst,
+                source: RowSource::Probe,
             });
         }
         for ((level, id), (n, k, sum)) in agg {

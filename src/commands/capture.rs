@@ -296,13 +296,13 @@ impl LiveSource {
 }
 
 impl PacketSource for LiveSource {
-    fn pull<F: FnMut(u64, LinkType, &[u8])>(&mut self, mut f: F) -> anyhow::Result<Pull> {
+    fn pull<F: FnMut(u64, LinkType, &[u8], u32)>(&mut self, mut f: F) -> anyhow::Result<Pull> {
         if STOP.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Pull::End);
         }
         let n = self
             .cap
-            .poll(POLL_TIMEOUT, |p| f(p.ts_ns, p.linktype, p.data));
+            .poll(POLL_TIMEOUT, |p| f(p.ts_ns, p.linktype, p.data, p.wire_len));
         Ok(if n == 0 {
             Pull::Idle {
                 now_ns: now_ns().saturating_sub(IDLE_MARGIN_NS),

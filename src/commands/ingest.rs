@@ -199,7 +199,7 @@ impl<'a> FileSource<'a> {
 }
 
 impl PacketSource for FileSource<'_> {
-    fn pull<F: FnMut(u64, LinkType, &[u8])>(&mut self, mut f: F) -> anyhow::Result<Pull> {
+    fn pull<F: FnMut(u64, LinkType, &[u8], u32)>(&mut self, mut f: F) -> anyhow::Result<Pull> {
         loop {
             let reader = match &mut self.reader {
                 Some(r) => r,
@@ -219,7 +219,12 @@ impl PacketSource for FileSource<'_> {
                 };
                 n += 1;
                 self.last_ts_ns = p.ts_ns;
-                f(p.ts_ns, LinkType::from_linktype(p.linktype), p.data);
+                f(
+                    p.ts_ns,
+                    LinkType::from_linktype(p.linktype),
+                    p.data,
+                    p.wire_len,
+                );
             }
             self.packets += n as u64;
             if n < BATCH {

@@ -382,8 +382,8 @@ pub(crate) enum Pull {
 
 /// Packets for one reading worker.
 pub(crate) trait PacketSource {
-    /// Hands a batch of packets to `f(ts_ns, link type, frame)`.
-    fn pull<F: FnMut(u64, LinkType, &[u8])>(&mut self, f: F) -> anyhow::Result<Pull>;
+    /// Hands a batch of packets to `f(ts_ns, link type, captured frame, wire length)`.
+    fn pull<F: FnMut(u64, LinkType, &[u8], u32)>(&mut self, f: F) -> anyhow::Result<Pull>;
 
     /// Called after each pull with the flow table (progress, metrics).
     fn after_pull(&mut self, _table: &FlowTable, _late_slices: u64) {}
@@ -476,8 +476,9 @@ pub(crate) fn run_worker<S: PacketSource>(
             };
             loop {
                 let input = &mut pipeline.input;
-                let pull = source.pull(|ts_ns, link, frame| {
-                    r.table.process(ts_ns, link, frame, &mut r.records);
+                let pull = source.pull(|ts_ns, link, frame, wire_len| {
+                    r.table
+                        .process(ts_ns, link, frame, wire_len, &mut r.records);
                     let ts_s = (ts_ns / 1_000_000_000) as i64;
                     if ts_s > r.clock_s {
                         r.clock_s = ts_s;

@@ -11,32 +11,39 @@
 //!   while the collector runs (without a collector: load and exit).
 //!
 //! Subscriber endpoints of flow records are written only as pseudonyms (see
-//! [`privacy`]). Exactly once: pcap records are committed per capture-time minute under a
+//! [`privacy`]). Records with a subscriber endpoint also feed the per-user aggregation:
+//! `user_minute` rows with `source = 'flow_telemetry'` (volume, throughput; see
+//! [`user_feed`]). Exactly once: pcap records are committed per capture-time minute under a
 //! source id derived from the files (a re-run skips them); each KPI file is its own
 //! source; the live collector's commits carry increasing keys (epoch seconds of the
 //! commit) under `--source-id` (default `ipfix-<listen address>`).
 
 mod kpi_feed;
 mod privacy;
+mod reassembly;
+mod user_feed;
 mod writer;
 
 use crate::commands::pipeline::load_enrichment;
 use crate::shutdown::{install_signal_handlers, parse_duration, STOP};
 use crate::InputError;
 use anyhow::Context;
-use cemflow_ingest::decode::{addr, Decoded, Decoder, LinkType};
+use cemflow_dataflow::UserMinute;
+use cemflow_ingest::decode::{addr, Decoded, Decoder, Fragment, LinkType};
 use cemflow_ingest::source::CaptureReader;
 use cemflow_ingest::telemetry::udp::{UdpSource, MAX_DATAGRAM};
 use cemflow_ingest::telemetry::{Collector, CollectorStats, FlowTelemetry};
 use cemflow_lakehouse::{FlowTelemetryRow, Lake, Table, TableBatches};
 use kpi_feed::KpiFeed;
 use privacy::{Prefix, SubscriberPolicy, DEFAULT_SUBSCRIBER_PREFIXES};
+use reassembly::UdpReassembler;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use user_feed::UserFeed;
 use writer::{Job, Writer};
 
 /// Arguments of `cemflow telemetry`.
@@ -61,6 +68,14 @@ pub struct TelemetryArgs {
     /// Topology CSV: endpoints it matches are subscribers (pseudonymised by line).
     #[arg(long, env = "CEMFLOW_TOPOLOGY")]
     pub topology: Option<PathBuf>,
+    /// App catalog TOML merged over the built-in one (classifies subscriber records by
+    /// server prefix and port for `user_minute`).
+    #[arg(long, env = "CEMFLOW_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Seconds a minute of the per-user aggregation waits for late flow records after
+    /// it ends (by export time); set it at least to the exporters' active timeout.
+    #[arg(long, default_value_t = 300)]
+    pub user_lateness: u64,
     /// Subscriber address prefixes (CIDR, repeatable), replacing the defaults 10/8,
     /// 172.16/12, 192.168/16, 100.64/10, fc00::/7. Endpoints inside are pseudonymised.
     #[arg(long, value_name = "CIDR", num_args = 1..)]
@@ -92,6 +107,8 @@ struct RunStats {
     pcap_truncated: u64,
     damaged: Vec<String>,
     kernel_drops: Option<u64>,
+    fragments: reassembly::ReassemblyStats,
+    users: user_feed::UserFeedStats,
 }
 
 /// Runs the command.
@@ -116,8 +133,16 @@ pub fn run(args: TelemetryArgs) -> anyhow::Result<()> {
             .collect()
     }
     .map_err(InputError)?;
-    let (pseudo, _catalog, topology) = load_enrichment(None, args.topology.as_deref())?;
-    let mut policy = SubscriberPolicy::new(Arc::new(topology), prefixes, pseudo);
+    let (pseudo, catalog, topology) =
+        load_enrichment(args.catalog.as_deref(), args.topology.as_deref())?;
+    let topology = Arc::new(topology);
+    let mut users = UserFeed::new(
+        pseudo.clone(),
+        Arc::clone(&topology),
+        catalog,
+        args.user_lateness.min(i64::MAX as u64) as i64,
+    );
+    let mut policy = SubscriberPolicy::new(topology, prefixes, pseudo);
     let lake = Lake::open(&args.lake).with_context(|| format!("opening lake {}", args.lake))?;
     let live_source = args.ipfix_listen.as_ref().map(|a| {
         args.source_id
@@ -139,7 +164,14 @@ pub fn run(args: TelemetryArgs) -> anyhow::Result<()> {
             Some(KpiFeed::load_initial(&args.kpi, &writer)?)
         };
         if !args.from_pcap.is_empty() {
-            read_pcaps(&args, &mut collector, &mut policy, &writer, &mut stats)?;
+            read_pcaps(
+                &args,
+                &mut collector,
+                &mut policy,
+                &mut users,
+                &writer,
+                &mut stats,
+            )?;
         }
         let mut feed = feed;
         if let (Some(addr), Some(source)) = (&args.ipfix_listen, &live_source) {
@@ -156,6 +188,7 @@ pub fn run(args: TelemetryArgs) -> anyhow::Result<()> {
                 live,
                 &mut collector,
                 &mut policy,
+                &mut users,
                 &writer,
                 feed.as_mut(),
                 &mut stats,
@@ -166,6 +199,7 @@ pub fn run(args: TelemetryArgs) -> anyhow::Result<()> {
     let written = writer.finish();
     let feed = result?;
     let written = written?;
+    stats.users = users.stats;
     print_summary(
         &collector.stats(),
         &stats,
@@ -186,9 +220,15 @@ struct Live {
 }
 
 impl Live {
-    /// Commits `rows` under the next key: now (epoch s), or one more than the last key.
-    fn flush(&mut self, rows: &mut Vec<FlowTelemetryRow>, writer: &Writer) -> anyhow::Result<()> {
-        if rows.is_empty() {
+    /// Commits `rows` and the closed `user_minute` rows under the next key: now (epoch
+    /// s), or one more than the last key.
+    fn flush(
+        &mut self,
+        rows: &mut Vec<FlowTelemetryRow>,
+        users: Vec<UserMinute>,
+        writer: &Writer,
+    ) -> anyhow::Result<()> {
+        if rows.is_empty() && users.is_empty() {
             return Ok(());
         }
         let now = SystemTime::now()
@@ -197,7 +237,12 @@ impl Live {
         let key = self.last_key.map_or(now, |k| now.max(k + 1));
         self.last_key = Some(key);
         let mut b = TableBatches::new();
-        b.add_flow_telemetry(rows)?;
+        if !rows.is_empty() {
+            b.add_flow_telemetry(rows)?;
+        }
+        if !users.is_empty() {
+            b.add_user_minutes(&users)?;
+        }
         rows.clear();
         writer.send(Job {
             source_id: self.source_id.clone(),
@@ -213,6 +258,7 @@ fn listen(
     mut live: Live,
     collector: &mut Collector,
     policy: &mut SubscriberPolicy,
+    users: &mut UserFeed,
     writer: &Writer,
     mut feed: Option<&mut KpiFeed>,
     stats: &mut RunStats,
@@ -239,9 +285,12 @@ fn listen(
             out.clear();
             collector.process(from, buf.get(..n).unwrap_or_default(), &mut out);
             pending.extend(out.iter().map(|r| policy.row(r)));
+            for r in &out {
+                users.add(r, policy);
+            }
         }
         if pending.len() >= FLUSH_ROWS || last_commit.elapsed() >= live.interval {
-            live.flush(&mut pending, writer)?;
+            live.flush(&mut pending, users.close_ready(), writer)?;
             last_commit = Instant::now();
         }
         if let Some(f) = feed.as_deref_mut() {
@@ -261,8 +310,11 @@ fn listen(
         out.clear();
         collector.process(from, buf.get(..n).unwrap_or_default(), &mut out);
         pending.extend(out.iter().map(|r| policy.row(r)));
+        for r in &out {
+            users.add(r, policy);
+        }
     }
-    live.flush(&mut pending, writer)?;
+    live.flush(&mut pending, users.close_all(), writer)?;
     stats.kernel_drops = src.kernel_drops();
     Ok(())
 }
@@ -283,43 +335,27 @@ fn looks_like_export(p: &[u8]) -> bool {
     }
 }
 
-/// Decodes the exports in `--from-pcap` captures and commits them per capture-time
-/// minute.
+/// Decodes the exports in `--from-pcap` captures (IP-fragmented datagrams reassembled)
+/// and commits them per capture-time minute, with the `user_minute` rows of subscriber
+/// records whose minutes closed.
 fn read_pcaps(
     args: &TelemetryArgs,
     collector: &mut Collector,
     policy: &mut SubscriberPolicy,
+    users: &mut UserFeed,
     writer: &Writer,
     stats: &mut RunStats,
 ) -> anyhow::Result<()> {
     let files = cemflow_ingest::capture::open_inputs(&args.from_pcap)?;
-    let source_id = format!("ipfix-pcap-{}", source_hash(&files));
-    let decoder = Decoder { udp_tunnels: false };
-    let mut pending: BTreeMap<i64, Vec<FlowTelemetryRow>> = BTreeMap::new();
-    let mut flushed: Option<i64> = None;
-    let mut out: Vec<FlowTelemetry> = Vec::with_capacity(64);
-    let flush = |pending: &mut BTreeMap<i64, Vec<FlowTelemetryRow>>,
-                 before: i64,
-                 flushed: &mut Option<i64>|
-     -> anyhow::Result<()> {
-        let keys: Vec<i64> = pending.range(..before).map(|(k, _)| *k).collect();
-        let mut windows = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(rows) = pending.remove(&k) {
-                let mut b = TableBatches::new();
-                b.add_flow_telemetry(&rows)?;
-                windows.push((k, b));
-                *flushed = Some(k);
-            }
-        }
-        if windows.is_empty() {
-            return Ok(());
-        }
-        writer.send(Job {
-            source_id: source_id.clone(),
-            windows,
-        })
+    let mut commits = PcapCommits {
+        source_id: format!("ipfix-pcap-{}", source_hash(&files)),
+        pending: BTreeMap::new(),
+        flushed: None,
+        last_user_key: None,
     };
+    let decoder = Decoder { udp_tunnels: false };
+    let mut reasm = UdpReassembler::default();
+    let mut out: Vec<FlowTelemetry> = Vec::with_capacity(64);
     for path in &files {
         let mut reader = CaptureReader::open(path)?;
         stats.pcap_files += 1;
@@ -334,35 +370,115 @@ fn read_pcaps(
             let Some(t) = decoded.layers().iter().find(|t| t.proto == 17) else {
                 continue;
             };
-            if !looks_like_export(t.payload) {
+            let whole;
+            let (payload, src_port) = if t.frag == Fragment::No {
+                if t.payload.len() < t.payload_len as usize {
+                    if matches!(t.payload.get(..2), Some([0, 9] | [0, 10])) {
+                        stats.pcap_truncated += 1;
+                    } else {
+                        stats.pcap_other_udp += 1;
+                    }
+                    continue;
+                }
+                (t.payload, t.src_port)
+            } else {
+                match reasm.push(t) {
+                    Some((port, bytes)) => {
+                        whole = bytes;
+                        (&whole[..], port)
+                    }
+                    None => continue,
+                }
+            };
+            if !looks_like_export(payload) {
                 stats.pcap_other_udp += 1;
                 continue;
             }
-            if t.payload.len() < t.payload_len as usize {
-                stats.pcap_truncated += 1;
-                continue;
-            }
             stats.pcap_exports += 1;
-            let exporter = SocketAddr::new(addr(t.ip_version, &t.src), t.src_port);
+            let exporter = SocketAddr::new(addr(t.ip_version, &t.src), src_port);
             out.clear();
-            collector.process(exporter, t.payload, &mut out);
+            collector.process(exporter, payload, &mut out);
+            for r in &out {
+                users.add(r, policy);
+            }
             let ts_s = (p.ts_ns / 1_000_000_000) as i64;
             let minute = ts_s - ts_s.rem_euclid(60);
             // A packet older than what was committed joins the oldest open window.
-            let w = flushed.map_or(minute, |f| minute.max(f + 60));
-            pending
+            let w = commits.flushed.map_or(minute, |f| minute.max(f + 60));
+            commits
+                .pending
                 .entry(w)
                 .or_default()
                 .extend(out.iter().map(|r| policy.row(r)));
-            if pending.len() > PCAP_WINDOWS_PER_COMMIT {
-                flush(&mut pending, w, &mut flushed)?;
+            if commits.pending.len() > PCAP_WINDOWS_PER_COMMIT {
+                commits.flush(w, users.close_ready(), writer)?;
             }
         }
         if let Some(d) = reader.damage() {
             stats.damaged.push(format!("{}: {d}", path.display()));
         }
     }
-    flush(&mut pending, i64::MAX, &mut flushed)
+    reasm.finish();
+    stats.fragments = reasm.stats;
+    commits.flush(i64::MAX, users.close_all(), writer)
+}
+
+/// Commit state of `--from-pcap`: `flow_telemetry` rows per capture-time minute, and
+/// closed `user_minute` rows riding on the newest window of each commit.
+struct PcapCommits {
+    source_id: String,
+    pending: BTreeMap<i64, Vec<FlowTelemetryRow>>,
+    /// Newest `flow_telemetry` window committed.
+    flushed: Option<i64>,
+    /// Newest key `user_minute` rows were committed under (keys of a table's commits
+    /// only grow: exactly once).
+    last_user_key: Option<i64>,
+}
+
+impl PcapCommits {
+    /// Commits the windows before `before`, and `users`.
+    fn flush(
+        &mut self,
+        before: i64,
+        users: Vec<UserMinute>,
+        writer: &Writer,
+    ) -> anyhow::Result<()> {
+        let keys: Vec<i64> = self.pending.range(..before).map(|(k, _)| *k).collect();
+        let mut windows = Vec::with_capacity(keys.len() + 1);
+        for k in keys {
+            if let Some(rows) = self.pending.remove(&k) {
+                let mut b = TableBatches::new();
+                b.add_flow_telemetry(&rows)?;
+                windows.push((k, b));
+                self.flushed = Some(k);
+            }
+        }
+        if !users.is_empty() {
+            let newest = windows.last().map(|(k, _)| *k).or(self.flushed);
+            let key = match (newest, self.last_user_key) {
+                (Some(n), Some(l)) => n.max(l + 1),
+                (Some(n), None) => n,
+                (None, Some(l)) => l + 1,
+                (None, None) => users.iter().map(|u| u.window_start_s).max().unwrap_or(0),
+            };
+            self.last_user_key = Some(key);
+            match windows.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, b)) => b.add_user_minutes(&users)?,
+                None => {
+                    let mut b = TableBatches::new();
+                    b.add_user_minutes(&users)?;
+                    windows.push((key, b));
+                }
+            }
+        }
+        if windows.is_empty() {
+            return Ok(());
+        }
+        writer.send(Job {
+            source_id: self.source_id.clone(),
+            windows,
+        })
+    }
 }
 
 fn print_summary(
@@ -408,9 +524,22 @@ fn print_summary(
     }
     if s.pcap_files > 0 {
         eprintln!(
-            "captures: {} file(s), {} export datagrams, {} other UDP datagrams ignored, {} \
-             truncated by the snap length",
-            s.pcap_files, s.pcap_exports, s.pcap_other_udp, s.pcap_truncated
+            "captures: {} file(s), {} export datagrams ({} reassembled from IP fragments, {} \
+             incomplete dropped), {} other UDP datagrams ignored, {} truncated by the snap \
+             length",
+            s.pcap_files,
+            s.pcap_exports,
+            s.fragments.reassembled,
+            s.fragments.dropped,
+            s.pcap_other_udp,
+            s.pcap_truncated
+        );
+    }
+    if s.users.subscriber_records > 0 {
+        eprintln!(
+            "per-user aggregation: {} subscriber records → {} user_minute rows (source \
+             flow_telemetry); {} records late for a closed minute",
+            s.users.subscriber_records, s.users.rows, s.users.late_records
         );
     }
     for d in &s.damaged {
@@ -429,8 +558,10 @@ fn print_summary(
         );
     }
     eprintln!(
-        "lake {lake}: {} flow_telemetry rows, {} telemetry rows written{}",
+        "lake {lake}: {} flow_telemetry rows, {} user_minute rows, {} telemetry rows \
+         written{}",
         w.flow_rows,
+        w.user_rows,
         w.kpi_rows,
         if w.skipped_rows > 0 {
             format!(

@@ -69,6 +69,42 @@ fn udp_frame(src: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A UDP datagram as IPv4 fragments of at most `mtu` bytes, each in an Ethernet frame.
+fn fragmented_udp_frames(
+    src: [u8; 4],
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    mtu: usize,
+    id: u16,
+) -> Vec<Vec<u8>> {
+    let mut dgram = Vec::with_capacity(payload.len() + 8);
+    dgram.extend_from_slice(&sport.to_be_bytes());
+    dgram.extend_from_slice(&dport.to_be_bytes());
+    dgram.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
+    dgram.extend_from_slice(&[0, 0]);
+    dgram.extend_from_slice(payload);
+    let step = (mtu - 20) / 8 * 8;
+    dgram
+        .chunks(step)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let off = i * step;
+            let more = off + chunk.len() < dgram.len();
+            let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&((20 + chunk.len()) as u16).to_be_bytes());
+            f.extend_from_slice(&id.to_be_bytes());
+            f.extend_from_slice(&((off / 8) as u16 | if more { 0x2000 } else { 0 }).to_be_bytes());
+            f.extend_from_slice(&[64, 17, 0, 0]);
+            f.extend_from_slice(&src);
+            f.extend_from_slice(&[192, 0, 2, 100]);
+            f.extend_from_slice(chunk);
+            f
+        })
+        .collect()
+}
+
 #[test]
 fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,10 +113,13 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     let flows: Vec<ExportFlow> = (0..300).map(flow).collect();
     let mut w =
         PcapWriter::new(std::fs::File::create(&cap).unwrap(), 1, TsResolution::Micro).unwrap();
-    let mut ts = u64::from(EXPORT_S) * 1_000_000_000;
-    let mut put = |w: &mut PcapWriter<std::fs::File>, src: [u8; 4], sport, payload: &[u8]| {
-        ts += 1_000_000;
-        w.write_packet(ts, &udp_frame(src, sport, 4739, payload))
+    let ts = std::cell::Cell::new(u64::from(EXPORT_S) * 1_000_000_000);
+    let next_ts = || {
+        ts.set(ts.get() + 1_000_000);
+        ts.get()
+    };
+    let put = |w: &mut PcapWriter<std::fs::File>, src: [u8; 4], sport, payload: &[u8]| {
+        w.write_packet(next_ts(), &udp_frame(src, sport, 4739, payload))
             .unwrap();
     };
     // IPFIX from one router: flows 0..150 (template first).
@@ -91,8 +130,23 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
         50_000,
         &ipfix.template_message(EXPORT_S),
     );
-    for m in ipfix.data_messages(EXPORT_S, &flows[..150]) {
-        put(&mut w, [192, 0, 2, 1], 50_000, &m);
+    // Its data messages cross a 576-byte path MTU: IP fragments, the first message's in
+    // reverse order.
+    let mut fragmented = 0;
+    for (i, m) in ipfix
+        .data_messages(EXPORT_S, &flows[..150])
+        .iter()
+        .enumerate()
+    {
+        let mut frames = fragmented_udp_frames([192, 0, 2, 1], 50_000, 4739, m, 576, i as u16);
+        assert!(frames.len() > 1);
+        if i == 0 {
+            frames.reverse();
+        }
+        for f in frames {
+            w.write_packet(next_ts(), &f).unwrap();
+        }
+        fragmented += 1;
     }
     // NetFlow v9 from another: a data packet before its template (unknown template,
     // skipped), then the template and flows 150..300.
@@ -131,6 +185,12 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     assert!(err.contains("1 data sets of unknown templates"), "{err}");
     assert!(err.contains("1 bad set length"), "{err}");
     assert!(err.contains("300 flow_telemetry rows"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{fragmented} reassembled from IP fragments, 0 incomplete"
+        )),
+        "{err}"
+    );
 
     let want_pk: u64 = flows.iter().map(|f| f.packets).sum();
     let want_by: u64 = flows.iter().map(|f| f.bytes).sum();
@@ -153,6 +213,51 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     assert!(row[7].starts_with("2024-03-05T12:59:10"), "{row:?}");
     assert_eq!(row[8], "2");
 
+    // The exporters see subscribers (10/8): their volume reaches the per-user
+    // aggregation, one user per source address, all in the minute 12:59, upstream.
+    let row = sql_row(
+        &lake,
+        "SELECT count(DISTINCT user_key), count(*), sum(bytes_up), sum(bytes_down), \
+         sum(flows), min(window_start), max(window_start), count(DISTINCT source), \
+         min(source), sum(CASE WHEN rtt_client_ms IS NULL THEN 0 ELSE 1 END) \
+         FROM user_minute WHERE category = 'all'",
+    );
+    assert_eq!(row[0], "300", "{row:?}");
+    assert_eq!(row[1], "300");
+    assert_eq!(row[2], want_by.to_string());
+    assert_eq!(row[3], "0");
+    assert_eq!(row[4], "300");
+    assert!(row[5].starts_with("2024-03-05T12:59:00"), "{row:?}");
+    assert_eq!(row[5], row[6]);
+    assert_eq!((row[7].as_str(), row[8].as_str()), ("1", "flow_telemetry"));
+    assert_eq!(row[9], "0", "flow records measure no RTT");
+    // The users' keys are the flow_telemetry pseudonyms.
+    let row = sql_row(
+        &lake,
+        "SELECT count(*) FROM user_minute u JOIN flow_telemetry f \
+         ON u.user_key = f.src_user_key WHERE u.category = 'all'",
+    );
+    assert_eq!(row[0], "300");
+    // Rating queries use probe rows only: nobody is poor from flow records.
+    let out = cemflow(&[
+        "poor-users",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--at",
+        "2024-03-05T12:59:00Z",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).lines().count() <= 1,
+        "header only"
+    );
+
     // Exactly once: the same captures again write nothing.
     let out = cemflow(&[
         "telemetry",
@@ -163,9 +268,19 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("0 flow_telemetry rows"), "{err}");
+    assert!(
+        err.contains("0 flow_telemetry rows, 0 user_minute rows"),
+        "{err}"
+    );
     assert_eq!(
         sql_row(&lake, "SELECT count(*) FROM flow_telemetry")[0],
+        "300"
+    );
+    assert_eq!(
+        sql_row(
+            &lake,
+            "SELECT count(*) FROM user_minute WHERE category = 'all'"
+        )[0],
         "300"
     );
 }

@@ -29,6 +29,20 @@ fn base<'a>(version: u8, ctx: Ctx) -> Transport<'a> {
     }
 }
 
+/// Checks that an IP packet of `total` bytes, of which the `captured` bytes of the slice
+/// are present, fits in what the frame had on the wire, and returns the context for its
+/// payload (whose uncaptured part is what the packet claims past the slice).
+fn within_wire(ctx: Ctx, captured: usize, total: usize) -> Result<Ctx, Skip> {
+    let missing = total.saturating_sub(captured);
+    if missing > ctx.uncaptured as usize {
+        return Err(Skip::IpLengthPastWire);
+    }
+    Ok(Ctx {
+        uncaptured: missing as u32,
+        ..ctx
+    })
+}
+
 /// Decodes an IPv4 header and its payload.
 pub(crate) fn decode_ipv4<'a>(
     d: &Decoder,
@@ -57,6 +71,7 @@ pub(crate) fn decode_ipv4<'a>(
     if total < ihl {
         return Err(Skip::BadIpv4);
     }
+    let ctx = within_wire(ctx, p.len(), total)?;
     let mut t = base(4, ctx);
     t.src[..4].copy_from_slice(&p[12..16]);
     t.dst[..4].copy_from_slice(&p[16..20]);
@@ -69,7 +84,11 @@ pub(crate) fn decode_ipv4<'a>(
     let l4 = &p[ihl..p.len().min(total)];
     let wire = (total - ihl) as u32;
     if offset > 0 {
-        t.frag = Fragment::Later { id };
+        t.frag = Fragment::Later {
+            id,
+            offset: u32::from(offset) * 8,
+            more,
+        };
         t.ip_len = wire;
         t.payload_len = wire;
         t.payload = l4;
@@ -102,6 +121,7 @@ pub(crate) fn decode_ipv6<'a>(
     } else {
         40 + plen
     };
+    let ctx = within_wire(ctx, p.len(), total)?;
     let end = p.len().min(total);
     let mut t = base(6, ctx);
     t.src.copy_from_slice(&p[8..24]);
@@ -130,7 +150,11 @@ pub(crate) fn decode_ipv6<'a>(
                 // Zeek counts the reassembled datagram, which has no fragment header.
                 t.ip_len = t.ip_len.saturating_sub(8);
                 if fo >> 3 != 0 {
-                    t.frag = Fragment::Later { id };
+                    t.frag = Fragment::Later {
+                        id,
+                        offset: u32::from(fo >> 3) * 8,
+                        more: fo & 1 != 0,
+                    };
                 } else if fo & 1 != 0 {
                     t.frag = Fragment::First { id };
                 }

@@ -56,11 +56,15 @@ pub enum Skip {
     TooDeep,
     /// A non-first IPv4/IPv6 fragment whose first fragment was never seen.
     OrphanFragment,
+    /// IPv4 total length (or IPv6 payload length) larger than the frame was on the wire:
+    /// a malformed header, as nDPI and tshark treat it. (A snaplen cut, where only the
+    /// captured part is short, is not this.)
+    IpLengthPastWire,
 }
 
 impl Skip {
     /// Every reason, for reporting in a fixed order.
-    pub const ALL: [Skip; 13] = [
+    pub const ALL: [Skip; 14] = [
         Skip::NonIp,
         Skip::UnsupportedLinkType,
         Skip::TruncatedLink,
@@ -74,6 +78,7 @@ impl Skip {
         Skip::BadGre,
         Skip::TooDeep,
         Skip::OrphanFragment,
+        Skip::IpLengthPastWire,
     ];
 
     /// Human-readable reason, used in summaries (`12 packets skipped: 10 truncated IPv4`).
@@ -92,6 +97,7 @@ impl Skip {
             Skip::BadGre => "bad GRE",
             Skip::TooDeep => "too deeply nested",
             Skip::OrphanFragment => "orphan fragment",
+            Skip::IpLengthPastWire => "IP length past wire length",
         }
     }
 
@@ -157,6 +163,10 @@ pub(crate) struct Ctx {
     pub tunnel: TunnelKind,
     pub tunnel_id: u32,
     pub teid: u32,
+    /// Bytes the enclosing packet had on the wire past the end of the slice being decoded
+    /// (cut by the capture's snaplen): an IP header may claim that much more than the
+    /// slice holds, and no more.
+    pub uncaptured: u32,
 }
 
 impl Ctx {
@@ -180,19 +190,41 @@ impl Ctx {
 }
 
 impl Decoder {
-    /// Decodes one frame of the given link type into `out`.
-    ///
-    /// On `Ok`, `out.layers()` holds at least one layer. On `Err`, the frame is to be
-    /// skipped for the given reason, unless some outer layer was already decoded (a UDP
-    /// tunnel whose payload is garbage still yields its carrier flow): then `Ok` is returned.
+    /// Decodes one frame of the given link type, captured whole, into `out`: see
+    /// [`Decoder::decode_wire`].
     pub fn decode<'a>(
         &self,
         linktype: LinkType,
         frame: &'a [u8],
         out: &mut Decoded<'a>,
     ) -> Result<(), Skip> {
+        let wire_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        self.decode_wire(linktype, frame, wire_len, out)
+    }
+
+    /// Decodes one frame of the given link type into `out`; `frame` holds the captured
+    /// bytes of a frame that was `wire_len` bytes long on the wire (more when the capture's
+    /// snaplen cut it). An IP header claiming more than the wire length is malformed
+    /// ([`Skip::IpLengthPastWire`]); one claiming more than was captured but no more than
+    /// the wire length counts with its header's length.
+    ///
+    /// On `Ok`, `out.layers()` holds at least one layer. On `Err`, the frame is to be
+    /// skipped for the given reason, unless some outer layer was already decoded (a UDP
+    /// tunnel whose payload is garbage still yields its carrier flow): then `Ok` is returned.
+    pub fn decode_wire<'a>(
+        &self,
+        linktype: LinkType,
+        frame: &'a [u8],
+        wire_len: u32,
+        out: &mut Decoded<'a>,
+    ) -> Result<(), Skip> {
         out.clear();
-        let r = link::decode_link(self, linktype, frame, Ctx::default(), out);
+        let captured = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let ctx = Ctx {
+            uncaptured: wire_len.saturating_sub(captured),
+            ..Ctx::default()
+        };
+        let r = link::decode_link(self, linktype, frame, ctx, out);
         match r {
             Ok(()) if out.len > 0 => Ok(()),
             Ok(()) => Err(Skip::NonIp),

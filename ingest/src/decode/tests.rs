@@ -49,9 +49,14 @@ fn udp_carrier(dport: u16, payload: &[u8]) -> Vec<u8> {
 
 /// Decodes a copy of `f` (leaked: test frames are tiny) so results outlive temporaries.
 fn decode(lt: LinkType, f: &[u8]) -> Result<Vec<Transport<'static>>, Skip> {
+    decode_cut(lt, f, f.len() as u32)
+}
+
+/// Decodes `f`, the captured part of a frame `wire_len` bytes long on the wire.
+fn decode_cut(lt: LinkType, f: &[u8], wire_len: u32) -> Result<Vec<Transport<'static>>, Skip> {
     let f: &'static [u8] = Box::leak(f.to_vec().into_boxed_slice());
     let mut d = Decoded::default();
-    Decoder::default().decode(lt, f, &mut d)?;
+    Decoder::default().decode_wire(lt, f, wire_len, &mut d)?;
     Ok(d.layers().to_vec())
 }
 
@@ -267,7 +272,14 @@ fn ipv6_extension_headers_and_fragments() {
     fr.extend_from_slice(&[17, 0, 0x00, 0x08, 0, 0, 0, 9]);
     fr.extend_from_slice(&[0u8; 16]);
     let l = decode(LinkType::Raw, &fr).expect("frag");
-    assert_eq!(l[0].frag, Fragment::Later { id: 9 });
+    assert_eq!(
+        l[0].frag,
+        Fragment::Later {
+            id: 9,
+            offset: 8,
+            more: false
+        }
+    );
     assert_eq!((l[0].src_port, l[0].ip_len), (0, 16));
 }
 
@@ -282,7 +294,14 @@ fn ipv4_fragments() {
     later[6] = 0x00;
     later[7] = 0x05; // offset 40 bytes
     let l = decode(LinkType::Raw, &later).expect("later");
-    assert!(matches!(l[0].frag, Fragment::Later { .. }));
+    assert!(matches!(
+        l[0].frag,
+        Fragment::Later {
+            offset: 40,
+            more: false,
+            ..
+        }
+    ));
     assert_eq!((l[0].src_port, l[0].ip_len), (0, 40));
 }
 
@@ -293,9 +312,9 @@ fn truncated_and_non_ip_frames_are_skipped() {
         decode(LinkType::Ethernet, &f).unwrap_err(),
         Skip::TruncatedIpv4
     );
-    // A TCP header cut short still counts, without ports.
-    let f = eth(0x0800, &ipv4_tcp(false, b"")[..30]);
-    let l = decode(LinkType::Ethernet, &f).expect("port-less");
+    // A TCP header cut short by the snaplen still counts, without ports.
+    let f = eth(0x0800, &ipv4_tcp(false, b""));
+    let l = decode_cut(LinkType::Ethernet, &f[..14 + 30], f.len() as u32).expect("port-less");
     assert!(l[0].l4_truncated);
     assert_eq!((l[0].proto, l[0].src_port, l[0].dst_port), (6, 0, 0));
     assert_eq!(
@@ -315,11 +334,46 @@ fn truncated_and_non_ip_frames_are_skipped() {
 fn snaplen_cut_payload_keeps_wire_lengths() {
     let full = eth(0x0800, &ipv4_tcp(false, &[7u8; 1000]));
     let cut = &full[..14 + 40 + 10];
-    let l = decode(LinkType::Ethernet, cut).expect("cut");
+    let l = decode_cut(LinkType::Ethernet, cut, full.len() as u32).expect("cut");
     assert_eq!(
         (l[0].ip_len, l[0].payload_len, l[0].payload.len()),
         (1040, 1000, 10)
     );
+    // The same cut without the wire length (captured whole): the header lies.
+    assert_eq!(
+        decode(LinkType::Ethernet, cut).unwrap_err(),
+        Skip::IpLengthPastWire
+    );
+    // Claiming one byte more than the wire length.
+    let mut past = full.clone();
+    past[16..18].copy_from_slice(&1041u16.to_be_bytes());
+    assert_eq!(
+        decode_cut(LinkType::Ethernet, &past[..64], full.len() as u32).unwrap_err(),
+        Skip::IpLengthPastWire
+    );
+}
+
+#[test]
+fn ip_lengths_are_checked_against_the_enclosing_packet() {
+    // IPv6 payload length past the frame.
+    let mut v6 = ipv6_udp(b"abcd");
+    v6[5] += 1;
+    assert_eq!(
+        decode(LinkType::Raw, &v6).unwrap_err(),
+        Skip::IpLengthPastWire
+    );
+    // Inner IPv4 claiming more than its carrier holds: the carrier stays a port-less flow,
+    // even when the outer frame was cut (the cut is past the outer packet's end).
+    let mut inner = ipv4_udp(1, 2, b"inner");
+    inner[3] += 1;
+    let outer = ip_with_proto(4, &inner);
+    let l = decode_cut(LinkType::Raw, &outer, outer.len() as u32 + 100).expect("carrier");
+    assert_eq!((l.len(), l[0].proto, l[0].tunnel), (1, 4, TunnelKind::None));
+    // An outer packet cut by the snaplen: its inner packet may be cut as much.
+    let inner = ipv4_udp(1, 2, &[9u8; 100]);
+    let outer = ip_with_proto(4, &inner);
+    let l = decode_cut(LinkType::Raw, &outer[..60], outer.len() as u32).expect("inner");
+    assert_eq!((l[0].tunnel, l[0].ip_len), (TunnelKind::IpIp, 128));
 }
 
 #[test]

@@ -149,6 +149,10 @@ pub enum Fragment {
     Later {
         /// IP identification.
         id: u32,
+        /// Offset of this fragment's data in the datagram's IP payload, bytes.
+        offset: u32,
+        /// More fragments follow (this is not the datagram's last fragment).
+        more: bool,
     },
 }
 

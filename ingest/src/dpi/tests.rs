@@ -596,31 +596,15 @@ fn dns_cache_labels_flows_through_the_flow_table() {
         let mut rec: Vec<FlowRecord> = Vec::new();
         let s = 1_000_000_000u64;
         let e = LinkType::Ethernet;
-        t.process(
-            s,
-            e,
-            &frame(client, resolver, Some((40053, 53)), None, &q),
-            &mut rec,
-        );
-        t.process(
-            s + 1,
-            e,
-            &frame(resolver, client, Some((53, 40053)), None, &r),
-            &mut rec,
-        );
+        let f = frame(client, resolver, Some((40053, 53)), None, &q);
+        t.process(s, e, &f, f.len() as u32, &mut rec);
+        let f = frame(resolver, client, Some((53, 40053)), None, &r);
+        t.process(s + 1, e, &f, f.len() as u32, &mut rec);
         let data = [0x17u8, 0x42, 0x99, 0x01, 0x02, 0x03];
-        t.process(
-            2 * s,
-            e,
-            &frame(client, server, None, Some((40001, 8443)), &data),
-            &mut rec,
-        );
-        t.process(
-            2 * s + 5,
-            e,
-            &frame(server, client, None, Some((8443, 40001)), &data),
-            &mut rec,
-        );
+        let f = frame(client, server, None, Some((40001, 8443)), &data);
+        t.process(2 * s, e, &f, f.len() as u32, &mut rec);
+        let f = frame(server, client, None, Some((8443, 40001)), &data);
+        t.process(2 * s + 5, e, &f, f.len() as u32, &mut rec);
         t.finish(&mut rec);
         rec.into_iter()
             .filter_map(|r| match r {

@@ -329,12 +329,15 @@ impl FlowTable {
         std::mem::size_of::<Flow>()
     }
 
-    /// Processes one captured frame.
+    /// Processes one captured frame: `frame` holds the captured bytes of a frame that was
+    /// `wire_len` bytes long on the wire (the capture record's original length; more than
+    /// `frame.len()` when the snaplen cut it).
     pub fn process<S: FlowSink>(
         &mut self,
         ts_ns: u64,
         linktype: LinkType,
         frame: &[u8],
+        wire_len: u32,
         sink: &mut S,
     ) {
         self.stats.packets += 1;
@@ -342,7 +345,10 @@ impl FlowTable {
         self.advance(ts_ns, sink);
         let ts = self.now;
         let mut dec = Decoded::default();
-        if let Err(skip) = self.decoder.decode(linktype, frame, &mut dec) {
+        if let Err(skip) = self
+            .decoder
+            .decode_wire(linktype, frame, wire_len, &mut dec)
+        {
             self.stats.skipped[skip.index()] += 1;
             return;
         }
@@ -353,7 +359,7 @@ impl FlowTable {
             }
             match layer.frag {
                 Fragment::First { id } => self.frags.remember(layer, id),
-                Fragment::Later { id } => match self.frags.ports(layer, id) {
+                Fragment::Later { id, .. } => match self.frags.ports(layer, id) {
                     Some((sp, dp)) => {
                         layer.src_port = sp;
                         layer.dst_port = dp;

@@ -63,8 +63,12 @@ impl Run {
         }
     }
     fn feed(&mut self, ts: u64, frame: &[u8]) {
+        self.feed_cut(ts, frame, frame.len() as u32);
+    }
+    /// Feeds the captured bytes `frame` of a frame `wire_len` bytes long on the wire.
+    fn feed_cut(&mut self, ts: u64, frame: &[u8], wire_len: u32) {
         self.table
-            .process(ts, LinkType::Ethernet, frame, &mut self.records);
+            .process(ts, LinkType::Ethernet, frame, wire_len, &mut self.records);
     }
     fn finish(mut self) -> (Vec<FlowEnd>, Vec<FlowSlice>, FlowStats) {
         self.table.finish(&mut self.records);
@@ -279,6 +283,34 @@ fn orphan_fragments_are_counted_not_flowed() {
         stats.skipped[crate::decode::Skip::OrphanFragment.index()],
         1
     );
+}
+
+/// An IPv4 total length past what the frame had on the wire is a malformed header
+/// (skipped, as nDPI and tshark do); past only what was captured, it is a snaplen cut and
+/// the packet counts with its header's length.
+#[test]
+fn ip_length_past_the_wire_is_malformed_but_a_snaplen_cut_counts() {
+    let whole = tcp(true, Fl::Ack, &[7u8; 1000]);
+    let wire_len = whole.len() as u32;
+    let mut r = Run::new(FlowConfig::default());
+    // Snaplen cut to 64 bytes of a 1054-byte frame: counted in full.
+    r.feed_cut(T0, &whole[..64], wire_len);
+    // Captured whole (66 bytes on the wire and in the file) but claiming 137 IP bytes.
+    let mut lying = tcp(true, Fl::Ack, &[7u8; 12]);
+    lying[16..18].copy_from_slice(&137u16.to_be_bytes());
+    r.feed(T0 + 1, &lying);
+    // Cut, and claiming more than even the wire length.
+    let mut past = whole.clone();
+    past[16..18].copy_from_slice(&(wire_len as u16 - 14 + 1).to_be_bytes());
+    r.feed_cut(T0 + 2, &past[..64], wire_len);
+    let (ends, _, stats) = r.finish();
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].c2s.pkts, 1);
+    assert_eq!(ends[0].c2s.ip_bytes, 20 + 20 + 1000);
+    assert_eq!(ends[0].c2s.payload_bytes, 1000);
+    let past_wire = crate::decode::Skip::IpLengthPastWire;
+    assert_eq!(stats.skipped[past_wire.index()], 2);
+    assert_eq!(stats.skipped.iter().sum::<u64>(), 2);
 }
 
 #[test]

@@ -191,16 +191,17 @@ impl LiveCapture {
                 Some(Reader::Ring(ring)) => {
                     let mut bytes = 0u64;
                     let (n, cut) = ring.read(BATCH_BLOCKS, |p| {
-                        let data = match p.vlan {
+                        // The kernel strips the VLAN tag; put it back (it was on the wire).
+                        let (data, wire_len) = match p.vlan {
                             Some((tpid, tci)) if ethernet && p.data.len() >= 12 => {
                                 scratch.clear();
                                 scratch.extend_from_slice(&p.data[..12]);
                                 scratch.extend_from_slice(&tpid.to_be_bytes());
                                 scratch.extend_from_slice(&tci.to_be_bytes());
                                 scratch.extend_from_slice(&p.data[12..]);
-                                &scratch[..]
+                                (&scratch[..], p.wire_len.saturating_add(4))
                             }
-                            _ => p.data,
+                            _ => (p.data, p.wire_len),
                         };
                         bytes += data.len() as u64;
                         f(LivePacket {
@@ -208,7 +209,7 @@ impl LiveCapture {
                             interface: i,
                             linktype,
                             data,
-                            wire_len: p.wire_len,
+                            wire_len,
                         });
                     });
                     Ok((n, cut, bytes))

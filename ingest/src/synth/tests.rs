@@ -195,7 +195,13 @@ fn flows(pcap: &[u8]) -> Vec<crate::flow::FlowEnd> {
         }
     };
     for (ts, f) in packets(pcap) {
-        table.process(ts, LinkType::from_linktype(1), &f, &mut sink);
+        table.process(
+            ts,
+            LinkType::from_linktype(1),
+            &f,
+            f.len() as u32,
+            &mut sink,
+        );
     }
     table.finish(&mut sink);
     ends

@@ -1,7 +1,7 @@
 //! Synthetic rows of every windowed table for the lake tests.
 #![allow(dead_code)]
 
-use cemflow_dataflow::{AnomalyRow, ElementMinute, FlowRow, UserMinute};
+use cemflow_dataflow::{AnomalyRow, ElementMinute, FlowRow, RowSource, UserMinute};
 use cemflow_lakehouse::{FlowTelemetryRow, TableBatches, TelemetryRow};
 
 /// Users per window.
@@ -38,6 +38,7 @@ pub fn user_minutes(w: i64) -> Vec<UserMinute> {
                 cei,
                 poor: cei < 60.0,
                 worst_server: (cei < 60.0).then(|| "203.0.113.0/24|youtube".into()),
+                source: RowSource::Probe,
             });
         }
     }

@@ -27,6 +27,8 @@ pub struct Written {
     pub flow_rows: usize,
     /// `telemetry` rows written.
     pub kpi_rows: usize,
+    /// `user_minute` rows (source `flow_telemetry`) written.
+    pub user_rows: usize,
     /// Rows skipped because their window was already committed by the source.
     pub skipped_rows: usize,
 }
@@ -58,6 +60,7 @@ impl Writer {
                             match t.table {
                                 Table::FlowTelemetry => w.flow_rows += t.rows,
                                 Table::Telemetry => w.kpi_rows += t.rows,
+                                Table::UserMinute => w.user_rows += t.rows,
                                 _ => {}
                             }
                         }
