@@ -534,6 +534,27 @@ fn softflowd_export_matches_nfdump() {
             "v{v}: cemflow vs nfdump (flows, bytes, packets); collector said: {err}"
         );
         assert_eq!(row[3], "1");
+        // The live collector feeds the per-user aggregation too: every byte of a record
+        // with a subscriber endpoint (192.168/16 here) lands in exactly one user-minute.
+        let subs = sql_row(
+            &lake,
+            "SELECT sum(bytes) FROM flow_telemetry \
+             WHERE src_user_key IS NOT NULL OR dst_user_key IS NOT NULL",
+        );
+        let users = sql_row(
+            &lake,
+            "SELECT sum(bytes_up + bytes_down), count(DISTINCT source) FROM user_minute \
+             WHERE category = 'all' AND source = 'flow_telemetry'",
+        );
+        assert!(
+            subs[0].parse::<u64>().is_ok_and(|b| b > 0),
+            "v{v}: {subs:?}"
+        );
+        assert_eq!(
+            users[0], subs[0],
+            "v{v}: user_minute volume vs flow_telemetry"
+        );
+        assert_eq!(users[1], "1");
         assert!(err.contains("malformed: 0"), "v{v}: {err}");
         assert!(
             err.contains("0 data sets of unknown templates"),
