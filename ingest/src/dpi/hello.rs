@@ -1,12 +1,15 @@
 //! TLS ClientHello / ServerHello metadata, shared by TLS-over-TCP and QUIC.
 //!
-//! The fixed part of the messages is parsed with `tls-parser`; the extension block is
-//! walked by hand (type/length pairs) so that GREASE, ECH, post-quantum key shares or a
-//! malformed extension we do not care about never hide the SNI.
+//! The fixed part of a ServerHello is parsed with `tls-parser`; the fixed part of a
+//! ClientHello is walked by hand with `tls-parser`'s exact acceptance rules (its parser
+//! collects the cipher suites and compression methods into vectors, an allocation per
+//! hello that nothing here reads). The extension block is walked by hand (type/length
+//! pairs) so that GREASE, ECH, post-quantum key shares or a malformed extension we do not
+//! care about never hide the SNI.
 
-use super::util::{be16, text};
+use super::util::{be16, printable_trimmed, push_printable, text};
 use super::DpiResult;
-use tls_parser::{parse_tls_handshake_client_hello, parse_tls_handshake_server_hello};
+use tls_parser::parse_tls_handshake_server_hello;
 
 const EXT_SNI: u16 = 0x0000;
 const EXT_ALPN: u16 = 0x0010;
@@ -34,15 +37,42 @@ pub(crate) struct ClientHelloInfo {
     pub ech: bool,
 }
 
+/// The legacy version and the extension block of a ClientHello body, accepted exactly
+/// when `tls_parser::parse_tls_handshake_client_hello` accepts it: version, 32 random
+/// bytes, a session id of at most 32 bytes, cipher suites (even length), compression
+/// methods, then an extension block when its length fits (else none).
+fn client_hello_fixed(body: &[u8]) -> Option<(u16, Option<&[u8]>)> {
+    let version = be16(body, 0)?;
+    let sid_len = usize::from(*body.get(34)?);
+    if sid_len > 32 {
+        return None;
+    }
+    let mut off = 35 + sid_len;
+    let ciphers_len = usize::from(be16(body, off)?);
+    off += 2;
+    if ciphers_len % 2 == 1 || ciphers_len > body.len().saturating_sub(off) {
+        return None;
+    }
+    off += ciphers_len;
+    let comp_len = usize::from(*body.get(off)?);
+    off += 1;
+    if comp_len > body.len().saturating_sub(off) {
+        return None;
+    }
+    off += comp_len;
+    let ext = be16(body, off).and_then(|n| body.get(off + 2..off + 2 + usize::from(n)));
+    Some((version, ext))
+}
+
 /// Parses a ClientHello body (after the 4-byte handshake header).
 pub(crate) fn parse_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
-    let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
+    let (version, ext) = client_hello_fixed(body)?;
     let mut info = ClientHelloInfo {
-        max_version: ch.version.0,
+        max_version: version,
         ..Default::default()
     };
     let mut sv_max = 0u16;
-    for (ty, data) in extensions(ch.ext.unwrap_or(&[])) {
+    for (ty, data) in extensions(ext.unwrap_or(&[])) {
         match ty {
             EXT_SNI => info.sni = parse_sni(data),
             EXT_ALPN => info.alpn = parse_alpn(data),
@@ -116,7 +146,9 @@ fn parse_sni(data: &[u8]) -> Option<Box<str>> {
 fn parse_alpn(data: &[u8]) -> Option<Box<str>> {
     let list_len = usize::from(be16(data, 0)?);
     let mut l = data.get(2..2 + list_len).or_else(|| data.get(2..))?;
-    let mut out = String::new();
+    // Each kept name takes at most its length byte's place for the comma, so the output
+    // is never longer than the list: one allocation.
+    let mut out = String::with_capacity(l.len());
     while let Some((&n, rest)) = l.split_first() {
         let p = rest.get(..usize::from(n))?;
         l = &rest[usize::from(n)..];
@@ -127,11 +159,12 @@ fn parse_alpn(data: &[u8]) -> Option<Box<str>> {
         if p.len() == 2 && is_grease(u16::from_be_bytes([p[0], p[1]])) {
             continue;
         }
-        if let Some(t) = text(p, 64) {
+        let t = printable_trimmed(p, 64);
+        if !t.is_empty() {
             if !out.is_empty() {
                 out.push(',');
             }
-            out.push_str(&t);
+            push_printable(&mut out, t);
         }
     }
     (!out.is_empty()).then(|| out.into_boxed_str())
@@ -252,6 +285,64 @@ pub(crate) mod tests {
             parse_server_hello(&build_server_hello(false)[4..]),
             Some(0x0303)
         );
+    }
+
+    /// The hand-written walk of the ClientHello's fixed part accepts exactly what
+    /// tls-parser accepts, and finds the same extension block, on valid, truncated and
+    /// corrupted hellos.
+    #[test]
+    fn fixed_part_agrees_with_tls_parser() {
+        fn reference(b: &[u8]) -> Option<(u16, Option<&[u8]>)> {
+            tls_parser::parse_tls_handshake_client_hello(b)
+                .ok()
+                .map(|(_, ch)| (ch.version.0, ch.ext))
+        }
+        let hello = build_client_hello("a.example", &["h2"], &[0x0304], false);
+        let body = &hello[4..];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for cut in 0..=body.len() {
+            let b = &body[..cut];
+            assert_eq!(client_hello_fixed(b), reference(b), "cut at {cut}");
+        }
+        // Corrupt the length fields (session id, cipher suites, compression, extensions)
+        // and random bytes.
+        let sid = 34;
+        let ciphers = 35 + usize::from(body[sid]);
+        let comp = ciphers + 2 + usize::from(be16(body, ciphers).unwrap_or(0));
+        let ext = comp + 1 + usize::from(body[comp]);
+        for _ in 0..4000 {
+            let mut b = body.to_vec();
+            let at = match next() % 5 {
+                0 => sid,
+                1 => ciphers + (next() % 2) as usize,
+                2 => comp,
+                3 => ext + (next() % 2) as usize,
+                _ => (next() % b.len() as u64) as usize,
+            };
+            b[at] = next() as u8;
+            let cut = b.len() - (next() % 8) as usize;
+            let b = &b[..cut];
+            assert_eq!(client_hello_fixed(b), reference(b), "byte {at} of {b:?}");
+        }
+    }
+
+    #[test]
+    fn alpn_is_bounded_and_printable() {
+        let mut d = vec![0, 0];
+        for p in [&b" h2 "[..], b"\x01x", b"\x0a\x0a", b"http/1.1"] {
+            d.push(p.len() as u8);
+            d.extend_from_slice(p);
+        }
+        let n = (d.len() - 2) as u16;
+        d[..2].copy_from_slice(&n.to_be_bytes());
+        assert_eq!(parse_alpn(&d).as_deref(), Some("h2,?x,http/1.1"));
+        assert_eq!(parse_alpn(&[0, 2, 1, b' ']), None);
     }
 
     #[test]

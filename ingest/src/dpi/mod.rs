@@ -193,8 +193,9 @@ const PROBE_BUDGET: u16 = 24;
 /// Packets per direction followed after a verdict to complete metadata.
 const TRACK_BUDGET: u16 = 64;
 
-/// Per-flow DPI state. The flow table allocates it (boxed) only for flows with payload,
-/// and stops calling [`DpiState::on_packet`] once [`DpiState::wants_more`] is false.
+/// Per-flow DPI state. The flow table keeps it in the flow's extras (only for flows with
+/// payload), and stops calling [`DpiState::on_packet`] once [`DpiState::wants_more`] is
+/// false.
 #[derive(Debug, Default)]
 pub struct DpiState {
     result: DpiResult,

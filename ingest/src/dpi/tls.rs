@@ -122,12 +122,24 @@ impl TlsState {
             let dir = &mut self.dirs[d];
             if dir.need > 0 {
                 let take = data.len().min(usize::from(dir.need));
-                if dir.cur_type == CT_HANDSHAKE && !dir.hs_done {
-                    let room = MAX_HS.saturating_sub(dir.hs.len());
-                    dir.hs.extend_from_slice(&data[..take.min(room)]);
-                }
+                let handshake = dir.cur_type == CT_HANDSHAKE && !dir.hs_done;
+                let body = &data[..take];
                 data = &data[take..];
                 dir.need -= take as u16;
+                // The whole record body in this segment (the usual case): its first
+                // message is read in place, without reassembly.
+                if handshake
+                    && dir.need == 0
+                    && dir.hs.is_empty()
+                    && self.handshake_message(d, body, res)
+                {
+                    continue;
+                }
+                let dir = &mut self.dirs[d];
+                if handshake {
+                    let room = MAX_HS.saturating_sub(dir.hs.len());
+                    dir.hs.extend_from_slice(&body[..take.min(room)]);
+                }
                 if dir.need == 0 && dir.cur_type == CT_HANDSHAKE {
                     self.try_handshake(d, res);
                 }
@@ -184,24 +196,39 @@ impl TlsState {
         }
     }
 
+    /// Reads the first handshake message of direction `d` from its reassembled record
+    /// bodies, once they hold all of it.
     fn try_handshake(&mut self, d: usize, res: &mut super::DpiResult) {
         let dir = &mut self.dirs[d];
         if dir.hs_done || dir.hs.len() < 4 {
             return;
         }
-        let ty = dir.hs[0];
-        let Some(len) = be24(&dir.hs, 1) else { return };
+        let hs = std::mem::take(&mut dir.hs);
+        if !self.handshake_message(d, &hs, res) {
+            // incomplete: keep reassembling
+            self.dirs[d].hs = hs;
+        }
+    }
+
+    /// Reads the first handshake message of direction `d` from `hs` (record body bytes
+    /// from the message's start): a ClientHello or ServerHello fills `res`, anything else
+    /// ends the direction's handshake inspection. False when `hs` does not hold the whole
+    /// message yet (or not even its header).
+    fn handshake_message(&mut self, d: usize, hs: &[u8], res: &mut super::DpiResult) -> bool {
+        let (Some(&ty), Some(len)) = (hs.first(), be24(hs, 1)) else {
+            return false;
+        };
         let total = 4 + len as usize;
+        let dir = &mut self.dirs[d];
         if !(ty == HS_CLIENT_HELLO || ty == HS_SERVER_HELLO) || total > MAX_HS {
             dir.hs_done = true;
             dir.hs = Vec::new();
-            return;
+            return true;
         }
         self.hello_pending = true;
-        if dir.hs.len() < total {
-            return;
-        }
-        let body = &dir.hs[4..total];
+        let Some(body) = hs.get(4..total) else {
+            return false;
+        };
         // Hellos are accepted in either direction: the flow's "client" may be the TLS
         // server when the capture starts with its SYN/ACK.
         if ty == HS_CLIENT_HELLO {
@@ -227,6 +254,7 @@ impl TlsState {
         dir.hs_done = true;
         dir.hs = Vec::new();
         self.hello_pending = false;
+        true
     }
 
     fn complete(&self) -> bool {

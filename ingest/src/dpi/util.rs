@@ -45,23 +45,33 @@ pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Turns bytes into a bounded printable string (non-printable bytes become '?', at most
 /// `max` bytes, surrounding whitespace trimmed). None when empty.
 pub(crate) fn text(b: &[u8], max: usize) -> Option<Box<str>> {
-    let b = &b[..b.len().min(max)];
-    let s: String = b
-        .iter()
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    let t = s.trim();
+    let t = printable_trimmed(b, max);
     if t.is_empty() {
-        None
-    } else {
-        Some(t.into())
+        return None;
     }
+    let mut s = String::with_capacity(t.len());
+    push_printable(&mut s, t);
+    Some(s.into_boxed_str())
+}
+
+/// The bytes [`text`] keeps: at most `max`, without surrounding spaces (the only
+/// whitespace among printable ASCII; other bytes become '?', which is not trimmed).
+pub(crate) fn printable_trimmed(b: &[u8], max: usize) -> &[u8] {
+    let b = &b[..b.len().min(max)];
+    let start = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b' ').map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+/// Appends `b` to `out`, non-printable bytes as '?'.
+pub(crate) fn push_printable(out: &mut String, b: &[u8]) {
+    out.extend(b.iter().map(|&c| {
+        if (0x20..0x7f).contains(&c) {
+            c as char
+        } else {
+            '?'
+        }
+    }));
 }
 
 /// The first line of `b` (without CR/LF), at most `max` bytes.
@@ -107,4 +117,19 @@ pub(crate) fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     }
     *pos += len;
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_trims_spaces_and_masks_unprintable_bytes() {
+        assert_eq!(text(b"  a\tb\xff c  ", 64).as_deref(), Some("a?b? c"));
+        assert_eq!(text(b"\tx\n", 64).as_deref(), Some("?x?"));
+        assert_eq!(text(b"   ", 64), None);
+        assert_eq!(text(b"", 64), None);
+        assert_eq!(text(b"abcdef", 3).as_deref(), Some("abc"));
+        assert_eq!(text(b"ab   cd", 4).as_deref(), Some("ab"));
+    }
 }

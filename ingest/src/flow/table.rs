@@ -90,13 +90,12 @@ impl WindowCounters {
 ///
 /// Laid out for the per-packet path: the tracker pointers, the DPI-final flag and the
 /// active-time state a packet touches come first; a flow whose DPI is final never
-/// touches its (separately boxed) DPI state again until it is reported.
+/// touches its DPI state (at the end of the block) again until it is reported.
 #[derive(Default)]
 #[repr(C)]
 struct Extras {
     tcp: Option<Box<TcpTracker>>,
     rtp: Option<Box<RtpTracker>>,
-    dpi: Option<Box<DpiState>>,
     active: ActiveTime,
     /// DPI no longer wants packets: protocol and metadata are final.
     dpi_final: bool,
@@ -111,6 +110,9 @@ struct Extras {
     app_timings_reported: [bool; 3],
     /// Classification, kept once DPI is final (saves a catalog lookup per slice).
     class: Option<FlowClass>,
+    /// DPI state, in the same allocation (a flow with extras almost always carries
+    /// payload, so gets one): past the fields a packet touches once DPI is final.
+    dpi: Option<DpiState>,
 }
 
 impl Extras {
@@ -166,7 +168,7 @@ impl Extras {
 
 /// True once DPI has classified the flow as RTP (a speculative RTP tracker reports only
 /// then).
-fn is_rtp(dpi: &Option<Box<DpiState>>) -> bool {
+fn is_rtp(dpi: &Option<DpiState>) -> bool {
     dpi.as_ref().and_then(|p| p.result().l7_proto) == Some("RTP")
 }
 
@@ -626,7 +628,7 @@ impl FlowTable {
             match x.tcp.as_mut() {
                 Some(tr) => tr.on_segment(dir, &tcp, t.payload_len, ts),
                 None if first_packet => {
-                    x.tcp = Some(Box::new(TcpTracker::new(dir, &tcp, t.payload_len, ts)));
+                    x.tcp = Some(TcpTracker::new_boxed(dir, &tcp, t.payload_len, ts));
                 }
                 None => {
                     // The deferred first packet was the client's SYN: its sequence number
@@ -642,9 +644,9 @@ impl FlowTable {
                         ack: 0,
                         window: 0,
                     };
-                    let mut tr = TcpTracker::new(0, &syn, 0, first_ts);
+                    let mut tr = TcpTracker::new_boxed(0, &syn, 0, first_ts);
                     tr.on_segment(dir, &tcp, t.payload_len, ts);
-                    x.tcp = Some(Box::new(tr));
+                    x.tcp = Some(tr);
                 }
             }
         }
@@ -715,7 +717,7 @@ impl FlowTable {
         let key = &f.key;
         let extras = f.extras.get_or_insert_with(Default::default);
         let fresh = extras.dpi.is_none();
-        let dpi = extras.dpi.get_or_insert_with(|| Box::new(DpiState::new()));
+        let dpi = extras.dpi.get_or_insert_with(DpiState::new);
         if fresh {
             cross.apply(dpi, server_addr(key, client), server_port, ts);
         }

@@ -151,7 +151,9 @@ impl Stream {
         let clock = clock_rate(h.payload_type);
         self.clock = clock;
         if self.have_prev {
-            let dt_ns = i128::from(ts_ns) - i128::from(self.prev_arrival_ns);
+            // Two's-complement difference: exact for arrivals less than 292 years apart,
+            // and an i64 converts to f64 in hardware (an i128 needs a library call).
+            let dt_ns = ts_ns.wrapping_sub(self.prev_arrival_ns) as i64;
             let dts = h.timestamp.wrapping_sub(self.prev_rtp_ts) as i32;
             let d = dt_ns as f64 * f64::from(clock) / 1e9 - f64::from(dts);
             let j = f64::from(self.jitter);

@@ -175,8 +175,11 @@ struct Hole {
     opened_us: u32,
 }
 
-/// Sequence state of one sending direction (plus the ACK state of that side).
+/// Sequence state of one sending direction (plus the ACK state of that side). In
+/// declaration order (`repr(C)`): the scalars every segment reads, then the ring, then
+/// the holes.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 struct Dir {
     /// Highest sequence end seen (tshark's `nextseq`).
     high: u32,
@@ -376,27 +379,33 @@ impl Dir {
 
 /// TCP sequence/ACK analysis of one connection as seen from a probe between client and
 /// server. Fixed size (see the `tracker_sizes` test); never allocates.
+///
+/// Laid out in declaration order (`repr(C)`) for the per-segment path: the fields every
+/// segment reads (clock origin, handshake state, window counters, both directions) come
+/// first and the handshake timestamps and past windows last, so a segment touches as few
+/// cache lines as possible.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct TcpTracker {
     /// Origin of the tracker's µs clock (the first packet's timestamp).
     base_ns: u64,
-    /// Last SYN before the first SYN/ACK, ns.
-    syn_ns: u64,
-    /// Last SYN/ACK, ns.
-    synack_ns: u64,
-    /// Sequence number of the last SYN/ACK.
-    synack_seq: u32,
     /// Handshake RTT (sum of both legs), µs; 0 = unknown. The reordering threshold.
     irtt_us: u32,
-    hs_client_ms: Option<f32>,
-    hs_server_ms: Option<f32>,
     /// `HS_*` bits.
     hs_state: u8,
     /// `PENDING_*` bits.
     hs_pending: u8,
-    dirs: [Dir; 2],
+    hs_client_ms: Option<f32>,
     /// Counters of the current window.
     win: Counts,
+    dirs: [Dir; 2],
+    /// Sequence number of the last SYN/ACK.
+    synack_seq: u32,
+    hs_server_ms: Option<f32>,
+    /// Last SYN before the first SYN/ACK, ns.
+    syn_ns: u64,
+    /// Last SYN/ACK, ns.
+    synack_ns: u64,
     /// Counters of all windows already taken.
     past: Counts,
 }
@@ -412,8 +421,29 @@ impl TcpTracker {
         first_payload_len: u32,
         first_ts_ns: u64,
     ) -> Self {
-        let mut t = TcpTracker {
-            base_ns: first_ts_ns,
+        let mut t = Self::blank(first_ts_ns);
+        t.on_segment(first_dir, first, first_payload_len, first_ts_ns);
+        t
+    }
+
+    /// [`TcpTracker::new`] on the heap, built in place (the tracker is 512 bytes: the
+    /// flow table keeps it boxed, and a copy from the stack per flow is measurable).
+    pub fn new_boxed(
+        first_dir: usize,
+        first: &TcpInfo,
+        first_payload_len: u32,
+        first_ts_ns: u64,
+    ) -> Box<Self> {
+        let mut t = Box::new(Self::blank(first_ts_ns));
+        t.on_segment(first_dir, first, first_payload_len, first_ts_ns);
+        t
+    }
+
+    /// A tracker that has seen nothing yet, its clock starting at `base_ns`.
+    #[inline]
+    fn blank(base_ns: u64) -> Self {
+        TcpTracker {
+            base_ns,
             syn_ns: 0,
             synack_ns: 0,
             synack_seq: 0,
@@ -425,9 +455,7 @@ impl TcpTracker {
             dirs: [Dir::default(); 2],
             win: Counts::default(),
             past: Counts::default(),
-        };
-        t.on_segment(first_dir, first, first_payload_len, first_ts_ns);
-        t
+        }
     }
 
     /// Accounts one segment. `dir`: 0 = client→server, 1 = server→client (any other
