@@ -6,8 +6,9 @@
 //! - `active_s` = Σ over flows of max(up, down active time), capped at the window length;
 //! - throughput = downstream payload bits / min(Σ downstream active time, window);
 //! - RTT legs = sample-weighted mean (a handshake-only flow counts as one sample);
-//! - `retrans_rate` = Σ retransmissions / Σ data segments; `loss_pct` = RTP lost/expected
-//!   when RTP was seen, else TCP segments lost (up- and downstream of the probe) / data
+//! - `retrans_rate` = Σ retransmissions / Σ data segments; `loss_pct` = RTP (or game
+//!   datagram) lost/expected when seen — × `[cei.loss] two_way_seq_factor` for two-way
+//!   streams, whose gaps the probe sees on one leg per direction — else TCP segments lost (up- and downstream of the probe) / data
 //!   segments; `jitter_ms` = max; `txn_ms`, `ttfb_ms` = medians over flows measuring them.
 //! - Models needing an RTT (`live`, `voice`, `gaming`) use the user's all-flows RTT when
 //!   the category's own flows (often UDP) measured none.
@@ -61,7 +62,8 @@ pub struct ElementObs {
     /// The user's CEI on this element (overall CEI for access/core, the CEI of the user's
     /// flows to the server for `server`).
     pub cei: f32,
-    /// `cei` below the poor threshold.
+    /// A poor minute on this element ([`CeiConfig::is_poor_minute`] over the categories the
+    /// user's flows of this element carry).
     pub poor: bool,
     /// Downstream IP bytes.
     pub bytes_down: u64,
@@ -127,6 +129,8 @@ pub struct Group {
     retrans: u64,
     lost: u64,
     rtp: (u64, u64),
+    /// RTP/datagram packets lost on the path (per slice: lost × the two-way factor).
+    rtp_path_lost: f64,
     jitter: Option<f32>,
     txn: Samples,
     ttfb: Samples,
@@ -167,7 +171,9 @@ pub fn percentile(v: &mut [f32], p: f64) -> Option<f32> {
 
 impl Group {
     /// Adds one slice. A transaction time without a measured TTFB gets
-    /// `cfg.web.ttfb_rtts` of the flow's RTT added (the encrypted first request/response).
+    /// `cfg.web.unseen_client_legs` of the flow's client leg added (the parts of the
+    /// client's wait before and after the probe) and is at least `cfg.web.txn_min_rtts` of
+    /// its RTT.
     pub fn add(&mut self, s: &UserSlice, cfg: &CeiConfig) {
         self.flows += 1;
         self.active_ns += s.active_ns[0].max(s.active_ns[1]);
@@ -184,19 +190,25 @@ impl Group {
         self.lost += s.lost_segments as u64;
         self.rtp.0 += s.rtp.0 as u64;
         self.rtp.1 += s.rtp.1 as u64;
+        let two_way = s.bytes_up > 0 && s.bytes_down > 0;
+        self.rtp_path_lost += s.rtp.1 as f64
+            * if two_way {
+                cfg.loss.two_way_seq_factor
+            } else {
+                1.0
+            };
         self.jitter = max_opt(self.jitter, s.jitter_ms);
         if let Some(t) = s.txn_ms {
             let leg = |(sum, n): (f32, u32)| (n > 0).then(|| sum / n as f32);
-            let rtt = match (leg(s.rtt_client), leg(s.rtt_server)) {
-                (Some(c), Some(v)) => c + v,
-                (c, v) => c.or(v).unwrap_or(0.0),
-            };
-            let unseen = if s.ttfb_ms.is_none() {
-                cfg.web.ttfb_rtts as f32 * rtt
+            let (c, v) = (leg(s.rtt_client), leg(s.rtt_server));
+            let rtt = c.unwrap_or(0.0) + v.unwrap_or(0.0);
+            let t = if s.ttfb_ms.is_none() {
+                (t + cfg.web.unseen_client_legs as f32 * c.unwrap_or(0.0))
+                    .max(cfg.web.txn_min_rtts as f32 * rtt)
             } else {
-                0.0
+                t
             };
-            self.txn.push(t + unseen);
+            self.txn.push(t);
         }
         if let Some(t) = s.ttfb_ms {
             self.ttfb.push(t);
@@ -238,7 +250,7 @@ impl Group {
 
     fn loss_pct(&self) -> Option<f64> {
         if self.rtp.0 > 0 {
-            Some((100.0 * self.rtp.1 as f64 / self.rtp.0 as f64).min(100.0))
+            Some((100.0 * self.rtp_path_lost / self.rtp.0 as f64).min(100.0))
         } else if self.data_segments > 0 {
             Some((100.0 * self.lost as f64 / self.data_segments as f64).min(100.0))
         } else {
@@ -317,8 +329,14 @@ fn by_category<'a>(cfg: &CeiConfig, slices: impl Iterator<Item = &'a UserSlice>)
     g
 }
 
-/// Overall CEI of per-category groups (`None` when no category is rated).
-fn overall(cfg: &CeiConfig, window_s: i64, groups: &ByCategory, rtt: Option<f64>) -> Option<f64> {
+/// Overall CEI of per-category groups (`None` when no category is rated) and whether the
+/// minute is poor ([`CeiConfig::is_poor_minute`]: the overall CEI or a rated category).
+fn overall(
+    cfg: &CeiConfig,
+    window_s: i64,
+    groups: &ByCategory,
+    rtt: Option<f64>,
+) -> Option<(f64, bool)> {
     let mut parts = [(0.0, 0.0); Category::ALL.len()];
     let mut n = 0;
     for (cat, g) in Category::ALL.iter().zip(groups) {
@@ -330,7 +348,9 @@ fn overall(cfg: &CeiConfig, window_s: i64, groups: &ByCategory, rtt: Option<f64>
             n += 1;
         }
     }
-    cfg.overall_cei(&parts[..n])
+    let parts = &parts[..n];
+    cfg.overall_cei(parts)
+        .map(|c| (c, cfg.is_poor_minute(c, parts)))
 }
 
 /// Aggregates one user's slices of one window (all with the same `user` and
@@ -407,8 +427,9 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
         out.minutes.push(r);
     }
     let overall_cei = overall(cfg, window_s, &groups, user_rtt);
-    let cei = overall_cei.unwrap_or(100.0);
-    let all_row = row(CATEGORY_ALL, &all, cei_to_mos(cei), cei, poor_flows(None));
+    let (cei, poor) = overall_cei.unwrap_or((100.0, false));
+    let mut all_row = row(CATEGORY_ALL, &all, cei_to_mos(cei), cei, poor_flows(None));
+    all_row.poor = poor;
     if overall_cei.is_some() {
         for (level, id) in [
             (Level::Access, &first.access_element),
@@ -432,7 +453,8 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
         order.sort_by(|a, b| a.server.cmp(&b.server));
         for run in order.chunk_by(|a, b| a.server == b.server) {
             let groups = by_category(cfg, run.iter().copied());
-            let (Some(head), Some(cei)) = (run.first(), overall(cfg, window_s, &groups, user_rtt))
+            let (Some(head), Some((cei, poor))) =
+                (run.first(), overall(cfg, window_s, &groups, user_rtt))
             else {
                 continue;
             };
@@ -446,7 +468,7 @@ pub fn user_window(cfg: &CeiConfig, window_s: i64, slices: &mut [UserSlice]) -> 
                 element_id: Arc::clone(&head.server),
                 user: first.user,
                 cei: cei as f32,
-                poor: cfg.is_poor(cei),
+                poor,
                 bytes_down: g.bytes_down,
                 rtt_client_ms: f32o(g.rtt_client()),
                 rtt_server_ms: f32o(g.rtt_server()),
@@ -654,10 +676,14 @@ mod tests {
         assert_eq!(w.minutes.len(), 2);
         assert_eq!(w.minutes[1].cei, 100.0);
         assert!(w.elements.is_empty());
-        // RTP voice with 2 % loss and 20 ms handshake-less path: MOS 3.23 (issue 6).
+        // RTP voice with 2 % path loss (1 % of the packets of both directions missing at
+        // the probe: each direction's loss on the other leg is unseen) and 20 ms
+        // handshake-less path: MOS 3.23 (issue 6).
         let mut s = vec![UserSlice {
             l4: 17,
-            rtp: (1000, 20),
+            rtp: (1000, 10),
+            bytes_up: 172_000,
+            bytes_down: 172_000,
             jitter_ms: Some(0.0),
             active_ns: [60_000_000_000, 60_000_000_000],
             ..base(1, Category::Voice, "192.0.2.0/24|voip")
@@ -670,6 +696,39 @@ mod tests {
         );
         assert_eq!(w.minutes[0].loss_pct, Some(2.0));
         assert_eq!(w.minutes[0].active_s, 60.0);
+        // A one-way stream: the pooled ratio as is.
+        let mut s = vec![UserSlice {
+            l4: 17,
+            rtp: (1000, 10),
+            bytes_down: 172_000,
+            ..base(1, Category::Voice, "192.0.2.0/24|voip")
+        }];
+        let w = user_window(&cfg, 60, &mut s);
+        assert_eq!(w.minutes[0].loss_pct, Some(1.0));
+    }
+
+    #[test]
+    fn https_transaction_is_at_least_min_rtts() {
+        let cfg = CeiConfig::default();
+        // Handshake seen (100 ms), TLS and TTFB not: 100 + 1 client leg = 200 < 3 RTT = 600.
+        let mut s = vec![UserSlice {
+            ttfb_ms: None,
+            rtt_client: (200.0, 2),
+            rtt_server: (200.0, 2),
+            ..web(1, 100.0)
+        }];
+        let w = user_window(&cfg, 60, &mut s);
+        let row = w.minutes.iter().find(|r| r.category == "web").unwrap();
+        assert_eq!(row.txn_ms, Some(600.0));
+        // With a TTFB the measured time stands.
+        let mut s = vec![UserSlice {
+            rtt_client: (200.0, 2),
+            rtt_server: (200.0, 2),
+            ..web(1, 100.0)
+        }];
+        let w = user_window(&cfg, 60, &mut s);
+        let row = w.minutes.iter().find(|r| r.category == "web").unwrap();
+        assert_eq!(row.txn_ms, Some(100.0));
     }
 
     #[test]

@@ -65,8 +65,8 @@ pub struct UserMinute {
     /// Customer experience index: `100·(MOS − 1)/3.5`, in [0, 100]; for `all`, the
     /// active-seconds-weighted mean of the category CEIs with the worst-critical rule.
     pub cei: f32,
-    /// Poor minute: `cei < poor_cei` (default 60). Set on every row (per category and
-    /// overall); the *poor user* rule (≥ 3 poor overall minutes in the last 15) is applied
+    /// Poor minute: `cei < poor_cei` (default 60); on the `all` row also when a rated
+    /// category of the minute is poor (`[cei.poor] category_poor`). Set on every row; the *poor user* rule (≥ 3 poor overall minutes in the last 15) is applied
     /// on the `all` rows by queries (see `cei::PoorUserTracker`).
     pub poor: bool,
     /// Server element (prefix `/24` IPv4 or `/48` IPv6, then `|app` when the catalog named

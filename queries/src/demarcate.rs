@@ -65,7 +65,9 @@ pub struct DemarcationConfig {
     pub z: f64,
     /// Server: least share of `u`'s poor category rows naming the server.
     pub server_min_concentration: f64,
-    /// Server: least users (mean per minute).
+    /// Server: least users — the larger of S's mean users per minute over `P` and its
+    /// distinct poor users over `P` (S had at least that many users; a server reached by
+    /// ~10 users a minute whose every user degrades is no thinner evidence than one with 10).
     pub server_min_users: f64,
     /// Server: least distinct poor users.
     pub server_min_poor: usize,
@@ -977,7 +979,7 @@ pub fn evaluate(
             _ => false,
         };
         server_ok = concentration >= cfg.server_min_concentration
-            && n >= cfg.server_min_users
+            && n.max(k as f64) >= cfg.server_min_users
             && k >= cfg.server_min_poor
             && lower >= cfg.server_min_lower
             && span >= cfg.server_min_access_span

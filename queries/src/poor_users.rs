@@ -1,4 +1,5 @@
-//! The poor-quality user list (SPEC §5, §7): users whose overall CEI was below 60 in at
+//! The poor-quality user list (SPEC §5, §7): users with a poor minute (overall CEI below
+//! 60, or — `category_poor`, default on — one of the minute's categories below 60) in at
 //! least 3 of the last 15 minutes before `at`, each with its CEI, worst category, poor
 //! minutes and the demarcation verdict of its degradation.
 //!
@@ -39,6 +40,12 @@ pub struct PoorUsersQuery {
     pub min_minutes: usize,
     /// … among this many windows ending with `at`'s.
     pub lookback_minutes: usize,
+    /// Without `category`: a minute is also poor when one of its category rows active for
+    /// at least `category_min_active_s` is below `cei_below` (the `[cei.poor]` rule the
+    /// dataflow applies to the `all` row's `poor` flag; see `cemflow_dataflow::cei::PoorConfig`).
+    pub category_poor: bool,
+    /// See `category_poor`. Seconds.
+    pub category_min_active_s: f64,
     /// Window length. Seconds.
     pub minute_s: i64,
     /// Run the demarcation for every poor user (fills `verdict` and `element`).
@@ -54,6 +61,8 @@ impl Default for PoorUsersQuery {
             cei_below: p.cei_below,
             min_minutes: p.min_minutes,
             lookback_minutes: p.lookback_minutes,
+            category_poor: p.category_poor,
+            category_min_active_s: p.category_min_active_s,
             minute_s: 60,
             demarcate: true,
         }
@@ -106,14 +115,31 @@ pub async fn poor_users(
         None => "'all'".to_string(),
     };
     let thr = q.cei_below;
-    let sql = format!(
-        "SELECT user_key, avg(cei) AS cei, \
-         sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) AS poor_minutes \
-         FROM user_minute WHERE {pred} AND source = 'probe' AND category = {cat} \
-         GROUP BY user_key HAVING sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) >= {} \
-         ORDER BY cei ASC, user_key",
-        q.min_minutes
-    );
+    let sql = if q.category.is_none() && q.category_poor {
+        // Per user-minute: the overall CEI, poor when it or an active category is.
+        let min_active = q.category_min_active_s;
+        format!(
+            "SELECT user_key, avg(cei_all) AS cei, sum(poor) AS poor_minutes FROM (\
+             SELECT user_key, window_start, \
+             max(CASE WHEN category = 'all' THEN cei END) AS cei_all, \
+             max(CASE WHEN cei < {thr} AND (category = 'all' OR active_s >= {min_active}) \
+             THEN 1 ELSE 0 END) AS poor \
+             FROM user_minute WHERE {pred} AND source = 'probe' \
+             GROUP BY user_key, window_start) \
+             GROUP BY user_key HAVING sum(poor) >= {} \
+             ORDER BY cei ASC, user_key",
+            q.min_minutes
+        )
+    } else {
+        format!(
+            "SELECT user_key, avg(cei) AS cei, \
+             sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) AS poor_minutes \
+             FROM user_minute WHERE {pred} AND source = 'probe' AND category = {cat} \
+             GROUP BY user_key HAVING sum(CASE WHEN cei < {thr} THEN 1 ELSE 0 END) >= {} \
+             ORDER BY cei ASC, user_key",
+            q.min_minutes
+        )
+    };
     let mut users: Vec<PoorUser> = Vec::new();
     for b in s.sql(&sql).await? {
         let uk = col_str(&b, "user_key")?;

@@ -66,6 +66,7 @@ pub fn run(args: PoorUsersArgs) -> anyhow::Result<()> {
         lookback_minutes: ((lookback + 59) / 60).max(1) as usize,
         minute_s: 60,
         demarcate: !args.no_verdict,
+        ..PoorUsersQuery::default()
     };
     let lake = Lake::open_existing(&args.lake).map_err(|e| crate::InputError(e.to_string()))?;
     let session = QuerySession::open_blocking(Arc::new(lake)).context("opening the lake")?;

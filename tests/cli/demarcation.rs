@@ -6,13 +6,17 @@ use std::process::Command;
 
 const KEY: &str = "test-demarcation-key";
 
-/// Accuracy floor of the small scenario below (60 users, 12 minutes, seed 5): 39/47 (83 %)
-/// measured (access 12/14, core 15/15, no_fault_found 11/11, server 1/7; 15 users per
-/// access element is thin evidence, the 200-user scenarios reach more). Raised from 0.50
-/// (26/47 before) after the relative access test, category-poor minutes, the core contrast,
-/// the P-scoped server test and gaming-datagram loss; below it, a change broke
-/// demarcation (or the synthesizer's impairment truth).
-const MIN_ACCURACY: f64 = 0.78;
+/// Accuracy floor of the small scenario below (60 users, 12 minutes, seed 5): 41/42 (98 %)
+/// measured (access 9/9, core 15/15, no_fault_found 11/11, server 6/7). It was 39/47 (83 %;
+/// server 1/7: the video server's ~9.7 users a minute failed the n ≥ 10 gate although 13
+/// distinct users degraded on it) before the server gate counted distinct poor users and
+/// the truth rated a minute by its median (docs/synth.md); 26/47 before the relative access
+/// test, category-poor minutes, the core contrast, the P-scoped server test and
+/// gaming-datagram loss. Below it, a change broke demarcation (or the truth).
+const MIN_ACCURACY: f64 = 0.93;
+
+/// Recall floor of the poor-user list in the same scenario (78/92 = 0.85 measured).
+const MIN_POOR_RECALL: f64 = 0.8;
 
 #[test]
 fn demarcation_accuracy_on_synth() {
@@ -83,6 +87,20 @@ fn demarcation_accuracy_on_synth() {
     assert!(
         precision.1 > 0.0 && precision.0 >= 0.95 * precision.1,
         "poor-user precision: {summary}"
+    );
+    // Recall of the poor-user list (docs/dataflow.md): the misses are users impaired by a
+    // core loss or the slow video server on small video/live transfers (`--volume 0.01`)
+    // whose throughput cannot show the fault.
+    let recall = summary
+        .lines()
+        .find_map(|l| l.split_once("recall ").map(|(_, r)| r))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|f| f.split_once('/'))
+        .and_then(|(a, b)| Some((a.parse::<f64>().ok()?, b.parse::<f64>().ok()?)))
+        .expect("poor-user recall");
+    assert!(
+        recall.1 > 0.0 && recall.0 >= MIN_POOR_RECALL * recall.1,
+        "poor-user recall: {summary}"
     );
 }
 

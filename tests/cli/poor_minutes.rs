@@ -185,10 +185,13 @@ const FAULTS: &str =
 
 /// Precision floor (issue 6 target 95 %).
 const MIN_PRECISION: f64 = 0.95;
-/// Recall floor — below issue 6's 95 % target (see docs/dataflow.md): measured 0.55 here
-/// (32 users × 6 min), 0.76 on 60 users × 10 min (seed 3, 0.56 there before the TTFB and
-/// rate-limited-transfer fixes). Most misses are web-only minutes near CEI 60–75.
-const MIN_RECALL: f64 = 0.5;
+/// Recall floor — below issue 6's 95 % target on this small scenario (see
+/// docs/dataflow.md): measured 0.854 here (32 users × 6 min; 0.547 before a poor category
+/// made the minute poor, two-way RTP/datagram loss counted both legs, HTTPS transaction
+/// times got the client's unseen leg and a 3-RTT floor, and the truth rated a minute by
+/// its median instead of its worst instant). The misses are small video/live transfers
+/// (`--volume 0.01`) whose throughput cannot show the fault's rate cap.
+const MIN_RECALL: f64 = 0.8;
 
 fn check(s: &Score, what: &str) {
     eprintln!(

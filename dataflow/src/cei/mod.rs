@@ -78,6 +78,16 @@ pub struct PoorConfig {
     pub min_minutes: usize,
     /// … among the last this many windows (the current one included).
     pub lookback_minutes: usize,
+    /// A user-minute (its `all` row) is also poor when one of its rated categories active
+    /// for at least `category_min_active_s` is (CEI below `cei_below`), not only when the
+    /// overall CEI is. The overall CEI (SPEC §5) is weighted by active seconds, and the
+    /// active seconds of chunked streaming (video/live), RTP and game traffic count only
+    /// the time bytes flow, not the time the user is engaged: a stalling video or a
+    /// choppy call next to some web browsing averages out above 60 while the customer
+    /// perceives a poor minute. The `all` row's `cei` stays SPEC §5's overall CEI.
+    pub category_poor: bool,
+    /// See `category_poor`. Seconds.
+    pub category_min_active_s: f64,
 }
 
 impl Default for PoorConfig {
@@ -86,6 +96,29 @@ impl Default for PoorConfig {
             cei_below: 60.0,
             min_minutes: 3,
             lookback_minutes: 15,
+            category_poor: true,
+            category_min_active_s: 0.0,
+        }
+    }
+}
+
+/// How the probe's loss counts become the path loss the models read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    /// Sequence-numbered traffic (RTP, game datagrams) seen in both directions: the
+    /// probe counts each direction's gaps on one leg only (upstream packets before the
+    /// probe on the client leg, downstream ones on the server leg), while every packet
+    /// crosses both legs. The path loss is the sum of the two directions' rates, which
+    /// for balanced two-way streams is this factor × the pooled lost/expected ratio
+    /// (1 = report the pooled ratio as is). One-way streams keep the pooled ratio.
+    pub two_way_seq_factor: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            two_way_seq_factor: 2.0,
         }
     }
 }
@@ -110,6 +143,8 @@ pub struct CeiConfig {
     pub overall: OverallConfig,
     /// Poor minute / poor user rule.
     pub poor: PoorConfig,
+    /// Path loss from the probe's counts.
+    pub loss: LossConfig,
 }
 
 /// The KPIs a category model reads, aggregated over one group (a user's flows of one
@@ -208,6 +243,17 @@ impl CeiConfig {
     /// True when a CEI makes the minute poor.
     pub fn is_poor(&self, cei: f64) -> bool {
         cei < self.poor.cei_below
+    }
+
+    /// True when a user-minute is poor: its overall CEI is, or (with
+    /// [`PoorConfig::category_poor`]) one of its rated categories' `(cei, active_s)` with at
+    /// least `category_min_active_s` active seconds is.
+    pub fn is_poor_minute(&self, overall_cei: f64, categories: &[(f64, f64)]) -> bool {
+        self.is_poor(overall_cei)
+            || (self.poor.category_poor
+                && categories
+                    .iter()
+                    .any(|&(c, a)| a >= self.poor.category_min_active_s && self.is_poor(c)))
     }
 
     /// Poor-user rule over a user's overall CEIs `(window_start_s, cei)`: at least
@@ -335,6 +381,21 @@ mod tests {
             ..ModelInput::default()
         };
         assert!((c.category_mos(Category::Voice, &v).unwrap() - 3.2316).abs() < 1e-3);
+    }
+
+    #[test]
+    fn poor_minute_counts_a_poor_category() {
+        let mut c = CeiConfig::default();
+        // Video at CEI 40 for 3 s next to 20 s of web at 100: overall 88.7, a poor minute.
+        let parts = [(40.0, 3.0), (100.0, 20.0)];
+        let overall = c.overall_cei(&parts).unwrap();
+        assert!(!c.is_poor(overall));
+        assert!(c.is_poor_minute(overall, &parts));
+        c.poor.category_min_active_s = 5.0;
+        assert!(!c.is_poor_minute(overall, &parts));
+        c.poor.category_poor = false;
+        assert!(!c.is_poor_minute(overall, &[(40.0, 30.0)]));
+        assert!(c.is_poor_minute(59.0, &[]));
     }
 
     #[test]

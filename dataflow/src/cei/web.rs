@@ -19,9 +19,15 @@ pub struct WebModel {
     /// handshake, a TLS 1.3 handshake and one request). 0 disables the fallback.
     pub rtt_factor: f64,
     /// A transaction time measured without a time to first byte (HTTPS/QUIC: the probe
-    /// sees the TCP and TLS handshakes but not the encrypted request/response) gets
-    /// `ttfb_rtts × (client + server RTT)` added for that first exchange. 0 disables.
-    pub ttfb_rtts: f64,
+    /// measures from the SYN it sees to the first server data it sees) gets this many
+    /// client legs (probe ↔ client RTT) added: the client sent its SYN half a client leg
+    /// before the probe saw it and receives the response half a leg after. 0 disables.
+    pub unseen_client_legs: f64,
+    /// Least transaction time of a flow measured without a TTFB, in RTTs of that flow
+    /// (client + server leg): an HTTPS transaction takes a TCP handshake, a TLS 1.3
+    /// handshake and one request/response, so a measured time below this (the probe missed
+    /// a part, e.g. the first server record) is raised to it. 0 disables.
+    pub txn_min_rtts: f64,
 }
 
 impl Default for WebModel {
@@ -30,7 +36,8 @@ impl Default for WebModel {
             t0_s: 0.35,
             slope: 0.85,
             rtt_factor: 3.0,
-            ttfb_rtts: 1.0,
+            unseen_client_legs: 1.0,
+            txn_min_rtts: 3.0,
         }
     }
 }

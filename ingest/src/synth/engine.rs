@@ -9,7 +9,7 @@ use crate::catalog::{Catalog, Category};
 use crate::source::{PcapWriter, TsResolution};
 use serde::Serialize;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::io::Write;
 use std::net::Ipv4Addr;
 
@@ -69,10 +69,29 @@ struct Fault {
     /// Per user: minutes (relative to the fault start, ≤ 63) in which the fault impaired
     /// one of the user's packets.
     hit: Vec<u64>,
-    /// Per user: minutes in which the fault made one of the user's sessions poor (its
-    /// reference experience, [`reference_mos`], below [`IMPAIRED_MOS`] on the faulty path
-    /// while fine on the healthy one). Only these users are expected to complain.
-    impaired: Vec<u64>,
+    /// Per (user, minute relative to the fault start, category): `[poor, all]` packets of
+    /// the user's sessions of that category the fault touched, `poor` those whose reference
+    /// experience ([`World::reference_mos`] at the packet's instant) is below
+    /// [`IMPAIRED_MOS`] on the faulty path while fine on the healthy one.
+    tally: HashMap<(u32, u8, u8), [u32; 2]>,
+}
+
+impl Fault {
+    /// Per user: the minutes (bits, relative to the fault start) the fault impaired — a
+    /// category whose reference experience was poor for most of its touched packets of
+    /// that minute (its median, as SPEC §5 rates a minute by its median/mean KPIs, not by
+    /// its worst instant). Only these users are expected to complain.
+    fn impaired(&self, users: usize) -> Vec<u64> {
+        let mut out = vec![0u64; users];
+        for (&(user, minute, _), &[poor, all]) in &self.tally {
+            if 2 * poor > all {
+                if let Some(u) = out.get_mut(user as usize) {
+                    *u |= 1 << minute;
+                }
+            }
+        }
+        out
+    }
 }
 
 // ---- events ---------------------------------------------------------------------------------
@@ -553,7 +572,7 @@ impl World {
             start_ns: self.start_ns + spec.start_s * NS,
             end_ns: self.start_ns + end_s * NS,
             hit: vec![0; self.users.len()],
-            impaired: vec![0; self.users.len()],
+            tally: HashMap::new(),
         })
     }
 
@@ -628,7 +647,7 @@ impl World {
             }
             let minute = ((ts - f.start_ns) / (60 * NS)).min(63);
             f.hit[user as usize] |= 1 << minute;
-            if fi < 64 && f.impaired[user as usize] & (1 << minute) == 0 {
+            if fi < 64 {
                 hits |= 1 << fi;
                 minute_of[fi] = minute;
             }
@@ -691,14 +710,15 @@ impl World {
         }
         p.c_loss = p.c_loss.min(0.5);
         p.s_loss = p.s_loss.min(0.5);
-        if hits != 0
-            && server != u32::MAX
-            && self.reference_mos(user, server, &p) < IMPAIRED_MOS
-            && self.reference_mos(user, server, &Path::default()) >= IMPAIRED_MOS
-        {
+        if hits != 0 && server != u32::MAX {
+            let poor = self.reference_mos(user, server, &p) < IMPAIRED_MOS
+                && self.reference_mos(user, server, &Path::default()) >= IMPAIRED_MOS;
+            let cat = self.servers[server as usize].category as u8;
             for (fi, f) in self.faults.iter_mut().enumerate().take(64) {
                 if hits & (1 << fi) != 0 {
-                    f.impaired[user as usize] |= 1 << minute_of[fi];
+                    let t = f.tally.entry((user, minute_of[fi] as u8, cat)).or_default();
+                    t[0] += u32::from(poor);
+                    t[1] += 1;
                 }
             }
         }
@@ -1805,13 +1825,14 @@ impl World {
         let mut expected = Vec::new();
         let mut affected = vec![false; self.users.len()];
         for f in &self.faults {
+            let impaired = f.impaired(self.users.len());
             let win_min = ((f.end_ns - f.start_ns) / (60 * NS)).max(1);
             let need = win_min.min(3) as u32;
             let hit: Vec<usize> = (0..self.users.len()).filter(|&u| f.hit[u] != 0).collect();
             let at = (f.start_ns + (f.end_ns - f.start_ns) * 2 / 3) / NS;
             for &u in &hit {
                 affected[u] = true;
-                if f.impaired[u].count_ones() >= need {
+                if impaired[u].count_ones() >= need {
                     expected.push(Expected {
                         user: users[u].ip.to_string(),
                         at,
@@ -1829,11 +1850,11 @@ impl World {
                 users: hit.iter().map(|&u| users[u].ip.to_string()).collect(),
                 impaired: hit
                     .iter()
-                    .filter(|&&u| f.impaired[u] != 0)
+                    .filter(|&&u| impaired[u] != 0)
                     .map(|&u| TruthImpaired {
                         user: users[u].ip.to_string(),
                         minutes: (0..64u64)
-                            .filter(|m| f.impaired[u] & (1 << m) != 0)
+                            .filter(|m| impaired[u] & (1 << m) != 0)
                             .map(|m| f.start_ns / NS + m * 60)
                             .collect(),
                     })
