@@ -89,6 +89,8 @@ pub struct Enricher {
 #[derive(Debug)]
 struct Placed {
     span: Span,
+    /// A topology row matches the address: a known subscriber.
+    known: bool,
     user: u64,
     access: Arc<str>,
     core: Arc<str>,
@@ -129,6 +131,7 @@ impl Enricher {
         let (pl, span) = self.topology.place_at(ip, t_s);
         let p = Arc::new(Placed {
             span,
+            known: self.topology.lookup_entry(ip).is_some(),
             user: self.pseudo.user_key_u64(&pl.subscriber_id),
             access: pl.access_element.into(),
             core: pl.core_element.into(),
@@ -168,20 +171,64 @@ impl Enricher {
         e
     }
 
+    /// The user side of a flow at `t_s`: the client's placement, or the server's when
+    /// the topology knows the server as a subscriber and not the client (the flow's first
+    /// packet came from the remote end). `true` when swapped.
+    fn user_side(&mut self, client: IpAddr, server: IpAddr, t_s: i64) -> (Arc<Placed>, bool) {
+        let c = self.placed(client, t_s);
+        if c.known || self.topology.is_empty() {
+            return (c, false);
+        }
+        let s = self.placed(server, t_s);
+        if s.known {
+            (s, true)
+        } else {
+            (c, false)
+        }
+    }
+
     /// Converts a flow slice; `None` for flows that are not user traffic (the outer flow
-    /// of a tunnel: its inner flows carry the users).
+    /// of a tunnel: its inner flows carry the users). The user is the subscriber side
+    /// (see [`Enricher::user_side`]): for a swapped flow, down/up and the RTT legs are
+    /// taken from the other direction.
     pub fn slice(&mut self, s: &FlowSlice) -> Option<UserSlice> {
         let m = &s.meta;
         if m.carrier_of != TunnelKind::None {
             return None;
         }
         let window_start_s = (s.window_start_ns / 1_000_000_000) as i64;
-        let p = self.placed(m.client_ip, window_start_s);
-        let server = self.server_element(m.server_ip, &s.class.app);
+        let (p, swapped) = self.user_side(m.client_ip, m.server_ip, window_start_s);
+        let remote = if swapped { m.client_ip } else { m.server_ip };
+        let server = self.server_element(remote, &s.class.app);
         let k = &s.kpi;
         let leg = |sum: f32, n: u32, hs: Option<f32>| match (n, hs) {
             (0, Some(h)) => (h, 1),
             _ => (sum, n),
+        };
+        let (up, down) = if swapped {
+            (&s.s2c, &s.c2s)
+        } else {
+            (&s.c2s, &s.s2c)
+        };
+        let rtt_client = leg(
+            k.rtt_client_sum_ms,
+            k.rtt_client_samples,
+            k.hs_rtt_client_ms,
+        );
+        let rtt_server = leg(
+            k.rtt_server_sum_ms,
+            k.rtt_server_samples,
+            k.hs_rtt_server_ms,
+        );
+        let (rtt_client, rtt_server) = if swapped {
+            (rtt_server, rtt_client)
+        } else {
+            (rtt_client, rtt_server)
+        };
+        let active_ns = if swapped {
+            [k.active_ns[1], k.active_ns[0]]
+        } else {
+            k.active_ns
         };
         Some(UserSlice {
             window_start_s,
@@ -194,20 +241,12 @@ impl Enricher {
             category: s.class.category,
             required_mbps: s.class.required_mbps.map(|v| v as f32),
             l4: m.l4,
-            bytes_down: s.s2c.ip_bytes,
-            bytes_up: s.c2s.ip_bytes,
-            payload_down: s.s2c.payload_bytes,
-            active_ns: k.active_ns,
-            rtt_client: leg(
-                k.rtt_client_sum_ms,
-                k.rtt_client_samples,
-                k.hs_rtt_client_ms,
-            ),
-            rtt_server: leg(
-                k.rtt_server_sum_ms,
-                k.rtt_server_samples,
-                k.hs_rtt_server_ms,
-            ),
+            bytes_down: down.ip_bytes,
+            bytes_up: up.ip_bytes,
+            payload_down: down.payload_bytes,
+            active_ns,
+            rtt_client,
+            rtt_server,
             data_segments: k.data_segments[0].saturating_add(k.data_segments[1]),
             retransmissions: k.retransmissions[0].saturating_add(k.retransmissions[1]),
             lost_segments: k
@@ -225,14 +264,22 @@ impl Enricher {
 
     /// The lake `flows` row of a finished flow; `None` for tunnel carrier flows is *not*
     /// applied here (transport flows are kept in `flows`, keyed by their client's pseudonym).
+    /// A flow whose subscriber is the server side is written from that side
+    /// ([`FlowRow::reoriented`]), so no subscriber address is ever a `server_ip`.
     pub fn flow_row(&mut self, e: &FlowEnd) -> FlowRow {
-        let p = self.placed(e.meta.client_ip, (e.first_ts_ns / 1_000_000_000) as i64);
-        FlowRow::from_summary(
+        let t_s = (e.first_ts_ns / 1_000_000_000) as i64;
+        let (p, swapped) = self.user_side(e.meta.client_ip, e.meta.server_ip, t_s);
+        let row = FlowRow::from_summary(
             FlowSummary::from_end(e),
             key_hex(p.user),
             p.access.to_string(),
             p.core.to_string(),
-        )
+        );
+        if swapped {
+            row.reoriented(e.meta.client_ip.to_string())
+        } else {
+            row
+        }
     }
 }
 
@@ -343,5 +390,36 @@ mod tests {
         assert_eq!(&*u.access_element, "192.168.1.0/24");
         assert_eq!(&*u.core_element, "core0");
         assert!(e.slice(&slice("192.168.1.20", TunnelKind::Gtpu)).is_none());
+    }
+
+    #[test]
+    fn a_flow_opened_by_the_remote_end_belongs_to_its_subscriber() {
+        let topo = Topology::parse(
+            "t",
+            "203.0.113.0/24,home-9,olt9,bng9\n",
+            PlacementConfig::default(),
+        )
+        .unwrap();
+        let p = Pseudonymizer::new(b"k").unwrap();
+        let mut e = Enricher::new(p.clone(), Arc::new(topo));
+        // The remote 10.9.9.9 sent first; the server 203.0.113.9 is the subscriber.
+        let u = e.slice(&slice("10.9.9.9", TunnelKind::None)).unwrap();
+        assert_eq!(u.user, p.user_key_u64("home-9"));
+        assert_eq!(
+            (&*u.access_element, &*u.server),
+            ("olt9", "10.9.9.0/24|youtube")
+        );
+        assert_eq!(
+            (u.bytes_down, u.bytes_up, u.payload_down),
+            (860, 29000, 400)
+        );
+        assert_eq!((u.rtt_client, u.rtt_server), ((90.0, 3), (12.0, 1)));
+        assert_eq!(u.active_ns, [2_000_000_000, 1_000]);
+        // A known client stays the user, whatever the server is.
+        let u = e.slice(&slice("203.0.113.5", TunnelKind::None)).unwrap();
+        assert_eq!(
+            (u.bytes_down, &*u.server),
+            (29000, "203.0.113.0/24|youtube")
+        );
     }
 }

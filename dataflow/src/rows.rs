@@ -302,6 +302,33 @@ pub struct FlowRow {
 }
 
 impl FlowRow {
+    /// The row seen from its server side: client and server swapped (ports, per-direction
+    /// counters, flags, RTT legs, TCP counts, throughputs), `server_ip` set to
+    /// `former_client_ip`. Used when the topology knows the server side, not the client
+    /// side, as a subscriber (e.g. an RTP stream whose first packet the remote end sent):
+    /// the subscriber is the user, and its address never reaches `server_ip`.
+    pub fn reoriented(mut self, former_client_ip: String) -> FlowRow {
+        use std::mem::swap;
+        self.server_ip = former_client_ip;
+        swap(&mut self.client_port, &mut self.server_port);
+        swap(&mut self.teid_c2s, &mut self.teid_s2c);
+        swap(&mut self.c2s_pkts, &mut self.s2c_pkts);
+        swap(&mut self.c2s_bytes, &mut self.s2c_bytes);
+        swap(&mut self.c2s_ip_bytes, &mut self.s2c_ip_bytes);
+        swap(&mut self.c2s_payload, &mut self.s2c_payload);
+        swap(&mut self.c2s_tcp_flags, &mut self.s2c_tcp_flags);
+        swap(&mut self.hs_rtt_client_ms, &mut self.hs_rtt_server_ms);
+        swap(&mut self.rtt_client_ms, &mut self.rtt_server_ms);
+        swap(&mut self.rtt_client_samples, &mut self.rtt_server_samples);
+        swap(&mut self.c2s_retrans, &mut self.s2c_retrans);
+        swap(&mut self.c2s_ooo, &mut self.s2c_ooo);
+        swap(&mut self.c2s_loss_upstream, &mut self.s2c_loss_upstream);
+        swap(&mut self.c2s_loss_downstream, &mut self.s2c_loss_downstream);
+        swap(&mut self.c2s_zero_windows, &mut self.s2c_zero_windows);
+        swap(&mut self.c2s_throughput_mbps, &mut self.s2c_throughput_mbps);
+        self
+    }
+
     /// Builds the lake row from a flow summary: drops `client_ip`, sets `user_key` and the
     /// elements.
     pub fn from_summary(
