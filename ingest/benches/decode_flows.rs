@@ -4,7 +4,7 @@
 //! QUIC-like UDP, RTP voice).
 //!
 //! The capture is written once to `$CEMFLOW_BENCH_DIR` (default: the system temp dir) as
-//! `cemflow-bench-mixed-v4.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
+//! `cemflow-bench-mixed-v5.pcap`, so peers (ndpiReader, nfstream, tshark) can be timed on the
 //! very same file. Reported throughput is packets per second on
 //! one core (the table is single-threaded), measured in thread CPU time ([`CpuTime`]) so
 //! that other processes competing for the machine's cores don't distort it; the peer
@@ -47,7 +47,7 @@ fn capture_path() -> PathBuf {
     let dir = std::env::var_os("CEMFLOW_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    dir.join("cemflow-bench-mixed-v4.pcap")
+    dir.join("cemflow-bench-mixed-v5.pcap")
 }
 
 /// Writes the mixed capture unless it exists; returns its path and packet count.
@@ -89,9 +89,19 @@ fn ensure_capture() -> (PathBuf, u64) {
         .collect();
     let mut frame = Vec::with_capacity(1600);
     let batch = 2_000u32;
+    // Per flow of the batch: next TCP sequence number of the client and of the server, RTP
+    // packets sent per direction (so sequence numbers advance as a real stream's do: no
+    // holes, ACKs acknowledge what the peer sent).
+    let mut next_seq = vec![[0u32; 2]; batch as usize];
+    let mut rtp_sent = vec![[0u16; 2]; batch as usize];
     for start in (0..FLOWS).step_by(batch as usize) {
+        for (i, s) in next_seq.iter_mut().enumerate() {
+            *s = [1_000 + i as u32 * 7_919, 900_000 + i as u32 * 104_729];
+        }
+        rtp_sent.iter_mut().for_each(|n| *n = [0, 0]);
         for round in 0..24u32 {
             for f in start..(start + batch).min(FLOWS) {
+                let slot = (f - start) as usize;
                 let kind = f % 10;
                 let client = [10, (f >> 16) as u8, (f >> 8) as u8, f as u8];
                 let server = [198, 19, (f % 200) as u8, 1 + (f % 50) as u8];
@@ -114,21 +124,33 @@ fn ensure_capture() -> (PathBuf, u64) {
                 match kind {
                     // TLS over TCP: handshake, a real ClientHello, then data/ACKs.
                     0..=5 => {
-                        let seq = round * 1448;
+                        let [cseq, sseq] = next_seq[slot];
+                        let (seq, peer) = if up { (cseq, sseq) } else { (sseq, cseq) };
                         let t = b.tcp(sp, dp, seq, 64_000);
-                        match round {
-                            0 => t.syn().write(&mut frame, &[]),
-                            1 => t.syn().ack(1).write(&mut frame, &[]),
-                            2 => t
-                                .ack(seq)
-                                .psh()
-                                .write(&mut frame, &hellos[(f % 64) as usize]),
-                            3 => t.ack(seq).psh().write(&mut frame, &server_hello),
-                            6 => t.ack(seq).psh().write(&mut frame, &client_request),
-                            _ if up => t.ack(seq).write(&mut frame, &[]),
-                            _ => t.ack(seq).write(&mut frame, &server_record),
-                        }
-                        .expect("tcp");
+                        let (sent, len) = match round {
+                            0 => (t.syn().write(&mut frame, &[]), 1),
+                            1 => (t.syn().ack(peer).write(&mut frame, &[]), 1),
+                            2 => {
+                                let hello = &hellos[(f % 64) as usize];
+                                (t.ack(peer).psh().write(&mut frame, hello), hello.len())
+                            }
+                            3 => (
+                                t.ack(peer).psh().write(&mut frame, &server_hello),
+                                server_hello.len(),
+                            ),
+                            6 => (
+                                t.ack(peer).psh().write(&mut frame, &client_request),
+                                client_request.len(),
+                            ),
+                            _ if up => (t.ack(peer).write(&mut frame, &[]), 0),
+                            _ => (
+                                t.ack(peer).write(&mut frame, &server_record),
+                                server_record.len(),
+                            ),
+                        };
+                        sent.expect("tcp");
+                        let d = usize::from(!up);
+                        next_seq[slot][d] = next_seq[slot][d].wrapping_add(len as u32);
                     }
                     // QUIC-like UDP 443.
                     6 | 7 => {
@@ -167,8 +189,10 @@ fn ensure_capture() -> (PathBuf, u64) {
                         let (sp, dp) = if up { (sp, dp) } else { (dp, sp) };
                         let mut rtp = [0u8; 172];
                         rtp[0] = 0x80;
-                        rtp[2..4].copy_from_slice(&(round as u16).to_be_bytes());
-                        rtp[4..8].copy_from_slice(&(round * 160).to_be_bytes());
+                        let n = &mut rtp_sent[slot][usize::from(up)];
+                        rtp[2..4].copy_from_slice(&n.to_be_bytes());
+                        rtp[4..8].copy_from_slice(&(u32::from(*n) * 160).to_be_bytes());
+                        *n = n.wrapping_add(1);
                         rtp[8..12].copy_from_slice(&(f * 2 + u32::from(up)).to_be_bytes());
                         b.udp(sp, dp).write(&mut frame, &rtp).expect("rtp");
                     }
