@@ -25,6 +25,14 @@ fn cemflow(args: &[&str]) -> Output {
         .expect("cemflow runs")
 }
 
+/// Runs cemflow, asserts it succeeded, and returns its stderr (the run summary).
+fn cemflow_ok(args: &[&str]) -> String {
+    let out = cemflow(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
 /// One CSV row of `SELECT …` over the lake.
 fn sql_row(lake: &Path, q: &str) -> Vec<String> {
     let out = Command::new(bin())
@@ -172,15 +180,13 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     w.finish().unwrap();
 
     let lake_s = lake.to_str().unwrap();
-    let out = cemflow(&[
+    let err = cemflow_ok(&[
         "telemetry",
         "--lake",
         lake_s,
         "--from-pcap",
         cap.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(err.contains("flow telemetry: 300 records"), "{err}");
     assert!(err.contains("1 data sets of unknown templates"), "{err}");
     assert!(err.contains("1 bad set length"), "{err}");
@@ -259,15 +265,13 @@ fn from_pcap_decodes_ipfix_and_netflow_v9_exports() {
     );
 
     // Exactly once: the same captures again write nothing.
-    let out = cemflow(&[
+    let err = cemflow_ok(&[
         "telemetry",
         "--lake",
         lake_s,
         "--from-pcap",
         cap.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(
         err.contains("0 flow_telemetry rows, 0 user_minute rows"),
         "{err}"
@@ -307,15 +311,13 @@ fn kpi_files_keep_good_lines_and_name_bad_ones() {
     )
     .unwrap();
     let lake_s = lake.to_str().unwrap();
-    let out = cemflow(&[
+    let err = cemflow_ok(&[
         "telemetry",
         "--lake",
         lake_s,
         "--kpi",
         kdir.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(err.contains("olt.csv:4: skipped: value `oops`"), "{err}");
     assert!(
         err.contains("cells.jsonl:2: skipped: missing `metric`"),
