@@ -138,10 +138,28 @@ fn bench_writer(c: &mut Criterion) {
     });
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("lake");
-    let lake = Lake::open(&root.display().to_string()).expect("lake");
+    for (name, zstd_level) in [("commit", 3), ("commit_zstd1", 1)] {
+        bench_commit(&mut g, name, &dir.path().join(name), zstd_level, rows);
+    }
+    g.finish();
+}
+
+/// End-to-end commits into a fresh lake at `root` written with `zstd_level` (the default
+/// is 3; level 1 is the write-speed end of the trade-off, `lake optimize` can recompress).
+fn bench_commit(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    root: &std::path::Path,
+    zstd_level: i32,
+    rows: usize,
+) {
+    let opts = LakeOptions {
+        zstd_level,
+        ..LakeOptions::default()
+    };
+    let lake = Lake::open_with(&root.display().to_string(), opts).expect("lake");
     let next = Cell::new(0i64);
-    g.bench_function("commit", |b| {
+    g.bench_function(name, |b| {
         b.iter_batched(
             || {
                 let first = next.get();
@@ -161,7 +179,6 @@ fn bench_writer(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    g.finish();
 }
 
 criterion_group!(benches, bench_writer);
