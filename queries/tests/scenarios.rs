@@ -579,3 +579,44 @@ fn explain_shows_partition_pruning_and_pushdown() {
         Some(10.0)
     );
 }
+
+/// Every user demarcated on one shared load (the poor-user list's path: element statistics
+/// memoised across users) gets exactly the verdict, element, confidence and evidence it
+/// gets when demarcated alone, at the end of every fault period and in between.
+#[test]
+fn shared_load_matches_one_user_demarcation() {
+    use cemflow_queries::demarcate::{demarcate_loaded, load_for_users};
+    let (_f, s) = session();
+    let cfg = DemarcationConfig::default();
+    let r = resolver();
+    for at_min in [
+        SERVER_P.1,
+        ACCESS_P.1 - 5,
+        ACCESS_P.1,
+        HOME_P.1,
+        CORE_P.1,
+        MINUTES,
+    ] {
+        let at = T0 + at_min * 60;
+        let reqs: Vec<DemarcationRequest> = users()
+            .iter()
+            .map(|u| DemarcationRequest {
+                complaint_id: None,
+                user: u.ip.clone(),
+                user_key: u.key.clone(),
+                at_s: at,
+                window_s: None,
+                home: r.home_id(&u.ip),
+            })
+            .collect();
+        let keys: Vec<String> = reqs.iter().map(|q| q.user_key.clone()).collect();
+        let data = s
+            .block_on(load_for_users(&s, &keys, at - cfg.window_s, at, &cfg))
+            .unwrap();
+        let shared = demarcate_loaded(&data, &reqs, &cfg);
+        for (q, d) in reqs.iter().zip(&shared) {
+            let alone = s.block_on(demarcate(&s, q, &cfg)).unwrap();
+            assert_eq!(*d, alone, "user {} at minute {at_min}", q.user);
+        }
+    }
+}

@@ -32,7 +32,7 @@
 //!
 //! The evidence object carries the numbers of every step evaluated.
 
-use crate::element_kpi::{assess, load_kpis, KpiSample};
+use crate::element_kpi::{load_kpis, KpiSample};
 use crate::error::{QueryError, Result};
 use crate::session::QuerySession;
 use crate::udf::wilson_lower;
@@ -42,6 +42,9 @@ use cemflow_lakehouse::{DemarcationRow, Lake, Table};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+mod stats;
+use stats::{Derived, DerivedCell, Pop};
 
 /// Every threshold of the demarcation ladder (`[demarcation]` in `cemflow.toml`).
 /// Defaults are SPEC §7's.
@@ -347,6 +350,8 @@ pub struct WindowData {
     by_access: HashMap<String, Vec<usize>>,
     by_core: HashMap<String, Vec<usize>>,
     by_server: HashMap<String, Vec<usize>>,
+    /// Row flags and memoised element statistics ([`stats::Derived`]), built on first use.
+    derived: DerivedCell,
 }
 
 /// The server prefix of an `element_minute` server id (`prefix|service` → `prefix`).
@@ -377,6 +382,8 @@ impl WindowData {
         // Indexes in time order, so the ladder reads an element's rows of the episode's
         // minutes by binary search ([`WindowData::idx_in`]).
         self.rows.sort_by_key(|r| r.ws);
+        self.elems.sort_by_key(|e| e.ws);
+        self.derived = DerivedCell::default();
         self.by_user.clear();
         self.by_access.clear();
         self.by_core.clear();
@@ -394,50 +401,51 @@ impl WindowData {
         }
     }
 
-    /// Rows of index `m` under key `k` with window start in `[lo, hi]`.
-    fn idx_in<'a>(
+    /// Indexes (into `rows`) of index `m` under key `k` with window start in `[lo, hi]`.
+    fn idx_ids_in<'a>(
         &'a self,
         m: &'a HashMap<String, Vec<usize>>,
         k: &str,
         lo: i64,
         hi: i64,
-    ) -> impl Iterator<Item = &'a URow> + 'a {
+    ) -> impl Iterator<Item = usize> + 'a {
         let v = m.get(k).map(Vec::as_slice).unwrap_or(&[]);
         let a = v.partition_point(|&i| self.rows[i].ws < lo);
         let b = v.partition_point(|&i| self.rows[i].ws <= hi);
-        v.get(a..b)
-            .unwrap_or(&[])
-            .iter()
-            .map(move |&i| &self.rows[i])
+        v.get(a..b).unwrap_or(&[]).iter().copied()
     }
 
-    fn idx<'a>(
-        &'a self,
-        m: &'a HashMap<String, Vec<usize>>,
-        k: &str,
-    ) -> impl Iterator<Item = &'a URow> + 'a {
-        m.get(k)
-            .into_iter()
-            .flat_map(|v| v.iter())
-            .map(move |&i| &self.rows[i])
+    /// Element rows with window start in `[lo, hi]`.
+    fn elems_in(&self, lo: i64, hi: i64) -> &[ERow] {
+        let a = self.elems.partition_point(|e| e.ws < lo);
+        let b = self.elems.partition_point(|e| e.ws <= hi);
+        self.elems.get(a..b).unwrap_or(&[])
+    }
+
+    /// Runs `f` with the row flags and statistics memo derived under `cfg` (built on first
+    /// use, rebuilt when the configuration differs).
+    fn with_derived<T>(&self, cfg: &DemarcationConfig, f: impl FnOnce(&mut Derived) -> T) -> T {
+        let mut slot = self
+            .derived
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale = slot.as_ref().is_none_or(|d| !d.is_for(cfg));
+        if stale {
+            *slot = Some(Derived::new(self, cfg));
+        }
+        match slot.as_mut() {
+            Some(d) => f(d),
+            None => f(&mut Derived::new(self, cfg)),
+        }
     }
 
     /// Adds element KPI samples (`telemetry`) for the KPI corroboration of access/core
     /// verdicts.
     pub fn with_kpis(mut self, kpis: Vec<KpiSample>) -> WindowData {
         self.kpis = kpis;
+        self.derived = DerivedCell::default();
         self
-    }
-
-    /// True when the overall row `r` is a poor minute: its CEI is below `poor_cei`, or
-    /// (with [`DemarcationConfig::category_poor`]) one of the user's category rows of that
-    /// minute active for at least `category_poor_min_active_s` is.
-    fn is_poor(&self, r: &URow, cfg: &DemarcationConfig) -> bool {
-        r.cei < cfg.poor_cei
-            || (cfg.category_poor
-                && self
-                    .idx_in(&self.by_user, &r.user_key, r.ws, r.ws)
-                    .any(|c| category_poor(c, cfg)))
     }
 
     /// Number of `user_minute` rows held.
@@ -746,62 +754,6 @@ fn latest_episode(poor: &BTreeSet<i64>, cfg: &DemarcationConfig) -> BTreeSet<i64
     out
 }
 
-/// Population statistics of a group of overall rows over the minutes of `P`.
-#[derive(Debug, Default, Clone, Copy)]
-struct Pop {
-    /// Mean users per minute.
-    n: f64,
-    /// Σ poor user-minutes / Σ user-minutes.
-    rate: f64,
-    /// Distinct poor users.
-    k: usize,
-    /// Wilson lower bound on `(rate·n, n)`.
-    lower: f64,
-    /// Distinct users.
-    users: usize,
-    /// Wilson lower bound on `(k, users)`: the share of the group's users poor at some
-    /// minute of P (SPEC §7's k/n), for the relative tests.
-    lower_users: f64,
-}
-
-fn pop<'a>(
-    data: &WindowData,
-    rows: impl Iterator<Item = &'a URow>,
-    p: &BTreeSet<i64>,
-    cfg: &DemarcationConfig,
-) -> Pop {
-    let mut minutes: BTreeSet<i64> = BTreeSet::new();
-    let (mut total, mut poor) = (0usize, 0usize);
-    let mut poor_users: BTreeSet<&str> = BTreeSet::new();
-    let mut users: BTreeSet<&str> = BTreeSet::new();
-    for r in rows {
-        if r.category != "all" || !p.contains(&r.ws) {
-            continue;
-        }
-        minutes.insert(r.ws);
-        users.insert(&r.user_key);
-        total += 1;
-        if data.is_poor(r, cfg) {
-            poor += 1;
-            poor_users.insert(&r.user_key);
-        }
-    }
-    if total == 0 {
-        return Pop::default();
-    }
-    let n = total as f64 / minutes.len().max(1) as f64;
-    let rate = poor as f64 / total as f64;
-    let k = poor_users.len();
-    Pop {
-        n,
-        rate,
-        k,
-        lower: wilson_lower(rate * n, n, cfg.z).unwrap_or(0.0),
-        users: users.len(),
-        lower_users: wilson_lower(k as f64, users.len() as f64, cfg.z).unwrap_or(0.0),
-    }
-}
-
 fn pop_json(p: &Pop) -> Value {
     json!({"n": r3(p.n), "k": p.k, "poor_rate": r3(p.rate), "lower": r3(p.lower),
         "users": p.users, "lower_users": r3(p.lower_users)})
@@ -814,7 +766,9 @@ fn margin(v: f64, t: f64) -> f64 {
     ((v - t) / (1.0 - t)).clamp(0.0, 1.0)
 }
 
-/// Runs the ladder for `user_key` over `[from_s, to_s]` on loaded rows.
+/// Runs the ladder for `user_key` over `[from_s, to_s]` on loaded rows. Element statistics
+/// are memoised in `data` per (element, episode), so demarcating many users on the same
+/// rows ([`demarcate_loaded`]) computes each once.
 pub fn evaluate(
     data: &WindowData,
     user_key: &str,
@@ -822,17 +776,32 @@ pub fn evaluate(
     to_s: i64,
     cfg: &DemarcationConfig,
 ) -> Outcome {
-    let in_w = |r: &&URow| r.ws >= from_s && r.ws <= to_s;
-    let mine: Vec<&URow> = data.idx(&data.by_user, user_key).filter(in_w).collect();
-    let overall: Vec<&URow> = mine
+    data.with_derived(cfg, |d| ladder(data, d, user_key, from_s, to_s, cfg))
+}
+
+fn ladder(
+    data: &WindowData,
+    d: &mut Derived,
+    user_key: &str,
+    from_s: i64,
+    to_s: i64,
+    cfg: &DemarcationConfig,
+) -> Outcome {
+    let rows = &data.rows;
+    let mine_ids: Vec<usize> = data
+        .idx_ids_in(&data.by_user, user_key, from_s, to_s)
+        .collect();
+    let mine: Vec<&URow> = mine_ids.iter().map(|&i| &rows[i]).collect();
+    let overall_ids: Vec<usize> = mine_ids
         .iter()
         .copied()
-        .filter(|r| r.category == "all")
+        .filter(|&i| rows[i].category == "all")
         .collect();
-    let all_poor: BTreeSet<i64> = overall
+    let overall: Vec<&URow> = overall_ids.iter().map(|&i| &rows[i]).collect();
+    let all_poor: BTreeSet<i64> = overall_ids
         .iter()
-        .filter(|r| data.is_poor(r, cfg))
-        .map(|r| r.ws)
+        .filter(|&&i| d.poor_minute[i])
+        .map(|&i| rows[i].ws)
         .collect();
     // Poor minutes where the overall CEI itself was poor (not only a category).
     let overall_poor = overall.iter().filter(|r| r.cei < cfg.poor_cei).count();
@@ -904,46 +873,19 @@ pub fn evaluate(
             .filter(|r| r.worst_server.as_deref().map(server_prefix) == Some(sv.as_str()))
             .count();
         let concentration = on_s as f64 / my_poor.len() as f64;
-        // S's users per minute of P from element_minute (server level).
-        let mut minutes = BTreeSet::new();
-        let (mut users, mut poor_users) = (0.0, 0.0);
-        let mut services = BTreeSet::new();
-        let mut s_rtt = Vec::new();
-        for e in &data.elems {
-            if e.level == "server" && server_prefix(&e.element_id) == sv && p.contains(&e.ws) {
-                minutes.insert(e.ws);
-                users += e.users;
-                poor_users += e.poor_users;
-                if let Some((_, svc)) = e.element_id.split_once('|') {
-                    services.insert(svc.to_string());
-                }
-                if let Some(r) = e.rtt_server {
-                    s_rtt.push(r);
-                }
-            }
-        }
-        let poor_on_s: Vec<&URow> = data
-            .idx_in(&data.by_server, sv, p_lo, p_hi)
-            .filter(|r| p.contains(&r.ws) && r.cei < cfg.poor_cei)
-            .collect();
-        let k = poor_on_s
-            .iter()
-            .map(|r| r.user_key.as_str())
-            .collect::<BTreeSet<_>>()
-            .len();
-        let span = poor_on_s
-            .iter()
-            .map(|r| r.access.as_str())
-            .collect::<BTreeSet<_>>()
-            .len();
-        let mut n = if minutes.is_empty() {
+        // S's users per minute of P from element_minute (server level), its poor users
+        // and their access elements from user_minute.
+        let st = d.server(data, sv, &p);
+        let k = st.k;
+        let span = st.access_span;
+        let mut n = if st.minutes == 0 {
             0.0
         } else {
-            users / minutes.len() as f64
+            st.users / st.minutes as f64
         };
         // Element rows missing or stale: at least the poor users seen on S.
-        let rate = if users > 0.0 {
-            (poor_users / users).min(1.0)
+        let rate = if st.users > 0.0 {
+            (st.poor_users / st.users).min(1.0)
         } else {
             1.0
         };
@@ -992,7 +934,7 @@ pub fn evaluate(
             "server".into(),
             json!({
                 "prefix": sv,
-                "services": services,
+                "services": st.services,
                 "concentration": r3(concentration),
                 "n": r3(n), "k": k, "poor_rate": r3(rate), "lower": r3(lower),
                 "access_span": span,
@@ -1015,51 +957,15 @@ pub fn evaluate(
     }
 
     // 3. core
-    let core_rows: Vec<&URow> = data
-        .idx_in(&data.by_core, &core, p_lo, p_hi)
-        .filter(in_p)
-        .collect();
-    let core_pop = pop(data, core_rows.iter().copied(), &p, cfg);
-    let core_access_all: BTreeSet<&str> = core_rows
-        .iter()
-        .filter(|r| r.category == "all")
-        .map(|r| r.access.as_str())
-        .collect();
-    let core_poor: Vec<&&URow> = core_rows
-        .iter()
-        .filter(|r| r.cei < cfg.poor_cei || (r.category == "all" && data.is_poor(r, cfg)))
-        .collect();
-    let core_access_span = core_poor
-        .iter()
-        .filter(|r| r.category == "all")
-        .map(|r| r.access.as_str())
-        .collect::<BTreeSet<_>>()
-        .len();
-    let core_server_span = core_poor
-        .iter()
-        .filter_map(|r| r.worst_server.as_deref().map(server_prefix))
-        .collect::<BTreeSet<_>>()
-        .len();
+    let cs = d.core(data, &core, &p);
+    let core_pop = cs.pop;
     let need_access = cfg
         .core_min_access_span
-        .min(core_access_all.len())
+        .min(cs.access_elements)
         .max(2.min(cfg.core_min_access_span));
-    // The other core elements' poor rate over P (element_minute), for the relative test.
-    let (mut ou, mut ok_) = (0.0, 0.0);
-    for e in &data.elems {
-        if e.level == "core" && e.element_id != core && p.contains(&e.ws) {
-            ou += e.users;
-            ok_ += e.poor_users;
-        }
-    }
-    let other_core_rate = (ou > 0.0).then(|| ok_ / ou);
     // The core's users outside u's access element: a core fault shows there too.
-    let rest_pop = pop(
-        data,
-        core_rows.iter().copied().filter(|r| r.access != access),
-        &p,
-        cfg,
-    );
+    let rest_pop = d.core_rest(data, &core, &access, &p);
+    let other_core_rate = cs.other_cores_rate;
     let relative_ok = other_core_rate.is_some_and(|o| {
         let need = cfg.core_rate_ratio * o + cfg.core_rate_margin;
         core_pop.lower_users >= cfg.core_relative_min_lower
@@ -1073,22 +979,22 @@ pub fn evaluate(
         .is_none_or(|o| core_pop.rate >= cfg.core_rate_ratio * o + cfg.core_rate_margin);
     let core_ok = ((core_pop.lower >= cfg.core_min_lower && contrast_ok) || relative_ok)
         && core_pop.k >= cfg.core_min_poor
-        && core_access_span >= need_access
-        && core_server_span >= cfg.core_min_server_span;
+        && cs.access_span >= need_access
+        && cs.server_span >= cfg.core_min_server_span;
     let mut cj = pop_json(&core_pop);
     if let Value::Object(m) = &mut cj {
         m.insert("element".into(), json!(core));
-        m.insert("access_elements".into(), json!(core_access_all.len()));
-        m.insert("access_span".into(), json!(core_access_span));
+        m.insert("access_elements".into(), json!(cs.access_elements));
+        m.insert("access_span".into(), json!(cs.access_span));
         m.insert("access_span_needed".into(), json!(need_access));
-        m.insert("server_span".into(), json!(core_server_span));
+        m.insert("server_span".into(), json!(cs.server_span));
         m.insert("other_cores_poor_rate".into(), opt3(other_core_rate));
         m.insert("rest_poor_rate".into(), json!(r3(rest_pop.rate)));
         m.insert("relative_pass".into(), json!(relative_ok));
         m.insert("contrast_pass".into(), json!(contrast_ok));
         m.insert("pass".into(), json!(core_ok));
     }
-    let core_kpi = assess(&data.kpis, &core, &p, cfg);
+    let core_kpi = &cs.kpi;
     if !core_kpi.metrics.is_empty() {
         if let Value::Object(m) = &mut cj {
             m.insert("kpi".into(), core_kpi.evidence(cfg));
@@ -1100,7 +1006,7 @@ pub fn evaluate(
         // At most 0.85 from the user-minute statistics; element KPIs move it ±.
         let conf = 0.55
             + 0.25 * margin(core_pop.lower, cfg.core_min_lower)
-            + if core_access_span >= 2 * need_access {
+            + if cs.access_span >= 2 * need_access {
                 0.05
             } else {
                 0.0
@@ -1115,50 +1021,18 @@ pub fn evaluate(
     }
 
     // 4. access
-    let acc_rows: Vec<&URow> = data
-        .idx_in(&data.by_access, &access, p_lo, p_hi)
-        .filter(in_p)
-        .collect();
-    let acc_pop = pop(data, acc_rows.iter().copied(), &p, cfg);
+    let ac = d.access(data, &access, &p);
+    let acc_pop = ac.pop;
     // Other access elements: siblings under the same core, else element_minute rows.
-    let siblings: Vec<&URow> = core_rows
-        .iter()
-        .copied()
-        .filter(|r| r.category == "all" && r.access != access)
-        .collect();
-    let (other_rate, other_src) = if !siblings.is_empty() {
-        let poor = siblings.iter().filter(|r| data.is_poor(r, cfg)).count();
-        (poor as f64 / siblings.len() as f64, "siblings_under_core")
+    let (other_rate, other_src) = if rest_pop.users > 0 {
+        (rest_pop.rate, "siblings_under_core")
     } else {
-        let (mut u, mut k) = (0.0, 0.0);
-        for e in &data.elems {
-            if e.level == "access" && e.element_id != access && p.contains(&e.ws) {
-                u += e.users;
-                k += e.poor_users;
-            }
-        }
-        if u > 0.0 {
-            (k / u, "other_access_elements")
-        } else {
-            (0.0, "none")
+        match ac.other_elements_rate {
+            Some(r) => (r, "other_access_elements"),
+            None => (0.0, "none"),
         }
     };
-    let acc_poor: Vec<&&URow> = acc_rows
-        .iter()
-        .filter(|r| r.cei < cfg.poor_cei || (r.category == "all" && data.is_poor(r, cfg)))
-        .collect();
-    let cats = acc_poor
-        .iter()
-        .filter(|r| r.category != "all")
-        .map(|r| r.category.as_str())
-        .collect::<BTreeSet<_>>()
-        .len();
-    let srvs = acc_poor
-        .iter()
-        .filter_map(|r| r.worst_server.as_deref().map(server_prefix))
-        .collect::<BTreeSet<_>>()
-        .len();
-    let services = cats.max(srvs);
+    let services = ac.services;
     let ratio_ok = acc_pop.rate >= cfg.access_rate_ratio * other_rate;
     let entity = format!("access:{access}");
     let anomalies = data
@@ -1184,7 +1058,7 @@ pub fn evaluate(
         m.insert("relative_pass".into(), json!(relative_ok));
         m.insert("pass".into(), json!(access_ok));
     }
-    let access_kpi = assess(&data.kpis, &access, &p, cfg);
+    let access_kpi = &ac.kpi;
     if !access_kpi.metrics.is_empty() {
         if let Value::Object(m) = &mut aj {
             m.insert("kpi".into(), access_kpi.evidence(cfg));
@@ -1208,13 +1082,12 @@ pub fn evaluate(
     }
 
     // 5. home
-    let peers: Vec<&URow> = acc_rows
-        .iter()
-        .copied()
-        .filter(|r| r.user_key != user_key)
+    let peer_ids: Vec<usize> = data
+        .idx_ids_in(&data.by_access, &access, p_lo, p_hi)
+        .filter(|&i| p.contains(&rows[i].ws) && rows[i].user_key != user_key)
         .collect();
-    let peer_pop = pop(data, peers.iter().copied(), &p, cfg);
-    let peer_all = || peers.iter().filter(|r| r.category == "all");
+    let peer_pop = d.pop(rows, peer_ids.iter().copied(), &p);
+    let peers: Vec<&URow> = peer_ids.iter().map(|&i| &rows[i]).collect();
     let leg = |rows: &[&URow], f: fn(&URow) -> Option<f64>| -> Option<f64> {
         median(
             rows.iter()
@@ -1228,7 +1101,11 @@ pub fn evaluate(
     let loss_of = |r: &URow| r.loss_pct.or(r.retrans.map(|x| x * 100.0));
     let my_rtt = leg(&my_p, |r| r.rtt_client);
     let my_loss = leg(&my_p, loss_of);
-    let peer_rows: Vec<&URow> = peer_all().copied().collect();
+    let peer_rows: Vec<&URow> = peers
+        .iter()
+        .copied()
+        .filter(|r| r.category == "all")
+        .collect();
     let peer_rtt = leg(&peer_rows, |r| r.rtt_client);
     let peer_loss = leg(&peer_rows, loss_of);
     let rtt_elevated = match (my_rtt, peer_rtt) {
