@@ -140,6 +140,15 @@ pub fn col_str(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
     Ok(a.iter().map(|v| v.map(str::to_string)).collect())
 }
 
+/// A text column as an Arrow string array (values read in place, no copy per row).
+pub fn col_text(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+    let a = column(batch, name, &DataType::Utf8)?;
+    a.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| QueryError::Input(format!("column {name} is not text")))
+}
+
 /// A numeric column as optional `f64` (NaN kept).
 pub fn col_f64(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>> {
     let a = column(batch, name, &DataType::Float64)?;

@@ -37,8 +37,11 @@ use crate::error::{QueryError, Result};
 use crate::session::QuerySession;
 use crate::udf::wilson_lower;
 use crate::users::UserResolver;
-use crate::util::{col_f64, col_str, col_ts_s, lit, parse_time, rfc3339, window_predicate};
+use crate::util::{
+    col_f64, col_str, col_text, col_ts_s, lit, parse_time, rfc3339, window_predicate,
+};
 use cemflow_lakehouse::{DemarcationRow, Lake, Table};
+use datafusion::arrow::array::{Array, StringArray};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -463,39 +466,52 @@ const U_COLS: &str =
     "window_start, user_key, category, access_element, core_element, cei, active_s, \
                       rtt_client_ms, rtt_server_ms, loss_pct, retrans_rate, worst_server";
 
-async fn load_urows(s: &QuerySession, pred: &str) -> Result<Vec<URow>> {
+/// `user_minute` rows matching `pred` (probe rows only); with `minutes`, only rows of
+/// those window starts are kept (checked before any value is copied).
+async fn load_urows(
+    s: &QuerySession,
+    pred: &str,
+    minutes: Option<&BTreeSet<i64>>,
+) -> Result<Vec<URow>> {
     let sql = format!("SELECT {U_COLS} FROM user_minute WHERE {pred} AND source = 'probe'");
     let mut out = Vec::new();
+    let text = |a: &StringArray, i: usize| -> Option<String> {
+        a.is_valid(i).then(|| a.value(i).to_string())
+    };
     for b in s.sql(&sql).await? {
         let ws = col_ts_s(&b, "window_start")?;
-        let uk = col_str(&b, "user_key")?;
-        let cat = col_str(&b, "category")?;
-        let acc = col_str(&b, "access_element")?;
-        let core = col_str(&b, "core_element")?;
+        let uk = col_text(&b, "user_key")?;
+        let cat = col_text(&b, "category")?;
+        let acc = col_text(&b, "access_element")?;
+        let core = col_text(&b, "core_element")?;
         let cei = col_f64(&b, "cei")?;
         let act = col_f64(&b, "active_s")?;
         let rc = col_f64(&b, "rtt_client_ms")?;
         let rs = col_f64(&b, "rtt_server_ms")?;
         let loss = col_f64(&b, "loss_pct")?;
         let rt = col_f64(&b, "retrans_rate")?;
-        let wsv = col_str(&b, "worst_server")?;
+        let wsv = col_text(&b, "worst_server")?;
         for i in 0..b.num_rows() {
-            let (Some(w), Some(u), Some(c)) = (ws[i], uk[i].clone(), cei[i]) else {
+            let (Some(w), Some(c)) = (ws[i], cei[i]) else {
                 continue;
             };
+            if minutes.is_some_and(|m| !m.contains(&w)) {
+                continue;
+            }
+            let Some(u) = text(&uk, i) else { continue };
             out.push(URow {
                 ws: w,
                 user_key: u,
-                category: cat[i].clone().unwrap_or_default(),
-                access: acc[i].clone().unwrap_or_default(),
-                core: core[i].clone().unwrap_or_default(),
+                category: text(&cat, i).unwrap_or_default(),
+                access: text(&acc, i).unwrap_or_default(),
+                core: text(&core, i).unwrap_or_default(),
                 cei: c,
                 active_s: act[i].unwrap_or(0.0),
                 rtt_client: rc[i],
                 rtt_server: rs[i],
                 loss_pct: loss[i],
                 retrans: rt[i],
-                worst_server: wsv[i].clone().filter(|s| !s.is_empty()),
+                worst_server: text(&wsv, i).filter(|s| !s.is_empty()),
             });
         }
     }
@@ -596,29 +612,59 @@ pub async fn load_for_users(
     let mine = load_urows(
         s,
         &format!("{pred} AND {}", in_list("user_key", &keys, false)),
+        None,
     )
     .await?;
-    let poor: Vec<&URow> = mine
-        .iter()
-        .filter(|r| (r.category == "all" && r.cei < cfg.poor_cei) || category_poor(r, cfg))
-        .collect();
-    if poor.is_empty() {
+    // Each user's episode, as the ladder finds it: its latest run of poor minutes (an
+    // overall row below the threshold, or a poor category in that minute). Peers are read
+    // only at the minutes of some user's episode.
+    let mut overall: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+    let mut poor_at: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+    for r in &mine {
+        if r.category == "all" {
+            overall.entry(&r.user_key).or_default().insert(r.ws);
+        }
+        if (r.category == "all" && r.cei < cfg.poor_cei) || category_poor(r, cfg) {
+            poor_at.entry(&r.user_key).or_default().insert(r.ws);
+        }
+    }
+    let mut episodes: HashMap<&str, BTreeSet<i64>> = HashMap::new();
+    for (u, ws) in &poor_at {
+        let Some(seen) = overall.get(u) else { continue };
+        let poor: BTreeSet<i64> = ws.intersection(seen).copied().collect();
+        let p = latest_episode(&poor, cfg);
+        if !p.is_empty() {
+            episodes.insert(u, p);
+        }
+    }
+    let minutes: BTreeSet<i64> = episodes.values().flatten().copied().collect();
+    let (Some(&p0), Some(&p1)) = (minutes.first(), minutes.last()) else {
         return Ok(WindowData::new(
             mine,
             Vec::new(),
             Vec::new(),
             HashMap::new(),
         ));
-    }
-    let (p0, p1) = poor
+    };
+    let in_episode = |r: &&URow| {
+        episodes
+            .get(r.user_key.as_str())
+            .is_some_and(|p| p.contains(&r.ws))
+    };
+    let accs: BTreeSet<&str> = mine
         .iter()
-        .fold((i64::MAX, i64::MIN), |(a, b), r| (a.min(r.ws), b.max(r.ws)));
-    let accs: BTreeSet<&str> = poor.iter().map(|r| r.access.as_str()).collect();
-    let cores: BTreeSet<&str> = poor.iter().map(|r| r.core.as_str()).collect();
+        .filter(in_episode)
+        .map(|r| r.access.as_str())
+        .collect();
+    let cores: BTreeSet<&str> = mine
+        .iter()
+        .filter(in_episode)
+        .map(|r| r.core.as_str())
+        .collect();
     let kpi_elems: BTreeSet<String> = accs.union(&cores).map(|e| e.to_string()).collect();
     let servers: BTreeSet<&str> = mine
         .iter()
-        .filter(|r| r.ws >= p0 && r.ws <= p1)
+        .filter(in_episode)
         .filter_map(|r| r.worst_server.as_deref())
         .collect();
     let list = |set: &BTreeSet<&str>| set.iter().map(|v| lit(v)).collect::<Vec<_>>().join(",");
@@ -638,6 +684,7 @@ pub async fn load_for_users(
             cfg.poor_cei,
             ors.join(" OR ")
         ),
+        Some(&minutes),
     )
     .await?;
     rows.extend(mine);
@@ -681,7 +728,7 @@ fn in_list(col: &str, lits: &[String], negate: bool) -> String {
 pub async fn load_window(s: &QuerySession, from_s: i64, to_s: i64) -> Result<WindowData> {
     s.require(Table::UserMinute)?;
     let pred = window_predicate(from_s, to_s);
-    let rows = load_urows(s, &pred).await?;
+    let rows = load_urows(s, &pred, None).await?;
     let elems = load_erows(
         s,
         &format!("{pred} AND level IN ('access', 'core', 'server')"),
