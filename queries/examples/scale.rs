@@ -13,7 +13,9 @@
 
 use cemflow_dataflow::Pseudonymizer;
 use cemflow_lakehouse::{Lake, LakeOptions};
-use cemflow_queries::demarcate::{demarcate, DemarcationConfig, DemarcationRequest};
+use cemflow_queries::demarcate::{
+    demarcate, demarcate_loaded, load_for_users, DemarcationConfig, DemarcationRequest,
+};
 use cemflow_queries::scalegen::{generate, ScaleConfig};
 use cemflow_queries::util::{parse_time, rfc3339};
 use cemflow_queries::{poor_users, PoorUsersQuery, QuerySession, UserResolver, Verdict};
@@ -167,6 +169,35 @@ fn bench(args: &[String]) -> Result<(), String> {
             poor_users(s, qr, rr, dr).await.map_err(|e| e.to_string())
         })
         .await?;
+        // The verdict phase of the list alone: one load of every poor user's rows, then
+        // the ladder for each.
+        let end = at + dr.minute_s;
+        let keys: Vec<String> = list.iter().map(|u| u.user_key.clone()).collect();
+        let reqs: Vec<DemarcationRequest> = keys
+            .iter()
+            .map(|k| DemarcationRequest {
+                complaint_id: None,
+                user: k.clone(),
+                user_key: k.clone(),
+                at_s: end,
+                window_s: None,
+                home: None,
+            })
+            .collect();
+        let (kr, reqs_r) = (&keys, &reqs);
+        let (load_best, _, loaded) = time(runs, || async move {
+            load_for_users(s, kr, end - dr.window_s, end, dr)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        let loaded_r = &loaded;
+        let (ladder_best, _, _) = time(runs, || async move {
+            // A fresh copy each run: the statistics memo starts empty.
+            let data = loaded_r.clone();
+            Ok::<_, String>(demarcate_loaded(&data, reqs_r, dr).len())
+        })
+        .await?;
         let mut verdicts = std::collections::BTreeMap::<String, usize>::new();
         for u in &list {
             *verdicts
@@ -203,6 +234,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             "poor_users_rule_only_ms": {"best": rule_best, "median": rule_median},
             "poor_users": list.len(),
             "verdicts": verdicts,
+            "verdict_load_ms": load_best,
+            "verdict_load_rows": loaded.len(),
+            "verdict_ladder_ms": ladder_best,
             "demarcate_ms": {"best": dm_best, "median": dm_median},
             "demarcate_user": pick,
             "demarcate_at": rfc3339(at + 60),
