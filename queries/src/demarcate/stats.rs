@@ -316,19 +316,12 @@ impl Derived {
                 servers.insert(server_prefix(s));
             }
         }
-        let (mut users, mut poor) = (0.0, 0.0);
-        for e in data.elems_in(lo, hi) {
-            if e.level == "core" && e.element_id != core && p.contains(&e.ws) {
-                users += e.users;
-                poor += e.poor_users;
-            }
-        }
         let s = CoreStats {
             pop,
             access_elements,
             access_span: self.access_seen.count,
             server_span: servers.len(),
-            other_cores_rate: (users > 0.0).then(|| poor / users),
+            other_cores_rate: others_rate(data, "core", core, p),
             kpi: assess(&data.kpis, core, p, &self.cfg),
         };
         self.cores.insert(key, s.clone());
@@ -385,22 +378,29 @@ impl Derived {
                 srvs.insert(server_prefix(s));
             }
         }
-        let (mut users, mut poor) = (0.0, 0.0);
-        for e in data.elems_in(lo, hi) {
-            if e.level == "access" && e.element_id != access && p.contains(&e.ws) {
-                users += e.users;
-                poor += e.poor_users;
-            }
-        }
         let s = AccessStats {
             pop,
             services: cats.len().max(srvs.len()),
-            other_elements_rate: (users > 0.0).then(|| poor / users),
+            other_elements_rate: others_rate(data, "access", access, p),
             kpi: assess(&data.kpis, access, p, &self.cfg),
         };
         self.accesses.insert(key, s.clone());
         s
     }
+}
+
+/// Poor rate (Σ poor users / Σ users, `element_minute`) of the `level` elements other
+/// than `id` over `p`; `None` without users.
+fn others_rate(data: &WindowData, level: &str, id: &str, p: &BTreeSet<i64>) -> Option<f64> {
+    let (lo, hi) = span(p);
+    let (mut users, mut poor) = (0.0, 0.0);
+    for e in data.elems_in(lo, hi) {
+        if e.level == level && e.element_id != id && p.contains(&e.ws) {
+            users += e.users;
+            poor += e.poor_users;
+        }
+    }
+    (users > 0.0).then(|| poor / users)
 }
 
 /// First and last minute of `p` (an empty range for an empty `p`).
